@@ -1,0 +1,136 @@
+"""Command line: `python -m pipeline <command>` (also installed as `rode-draad`).
+
+Each stage has a subcommand; `analyze` runs them all over a folder of stories.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .settings import Settings, parse_bound
+
+
+def _common(p: argparse.ArgumentParser, period: bool = True) -> None:
+    p.add_argument("--corpus", metavar="DIR", help="folder of stories (default: corpus/stories)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: build)")
+    if period:
+        p.add_argument("--since", metavar="DATE", help="first date analysed: YYYY, YYYY-MM or YYYY-MM-DD")
+        p.add_argument("--until", metavar="DATE", help="last date analysed: YYYY, YYYY-MM or YYYY-MM-DD")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rode-draad",
+        description="Rode Draad: draft the recurring success factors and bottlenecks (the 'rode draad') "
+                    "per theme from Dutch labour-market practice stories.",
+    )
+    parser.add_argument("--version", action="version", version=f"rode-draad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("analyze", help="run every stage over a folder of stories (the main job)",
+                       description="Run the whole pipeline over a folder of stories and write all outputs to the "
+                                   "output folder: stories.parquet, ingest-report.csv and the outputs of the later "
+                                   "stages.")
+    _common(p)
+
+    p = sub.add_parser("ingest", help="stage 1: read story files into build/stories.parquet",
+                       description="Read Markdown (with front matter), .txt, .html, .docx files and CSV/JSONL "
+                                   "exports from a folder (recursively); validate and normalise them. Writes "
+                                   "stories.parquet and ingest-report.csv (one line per problem). Bad files are "
+                                   "reported and skipped; input files are never modified.")
+    _common(p)
+
+    p = sub.add_parser("corpus", help="the bundled corpus: validate annotations, write statistics",
+                       description="Work with the bundled, annotated corpus in corpus/.")
+    csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="validate stories and gold annotations (exit 1 on problems)")
+    c.add_argument("--corpus", metavar="DIR")
+    c = csub.add_parser("stats", help="write docs/corpus.md with counts per theme, region, year, form")
+    c.add_argument("--write", metavar="FILE", default=None, help="write the Markdown here (default: print)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    s = Settings.from_env()
+    return s.replace(
+        corpus_dir=getattr(args, "corpus", None),
+        out_dir=getattr(args, "out", None),
+        since=parse_bound(getattr(args, "since", None), start=True),
+        until=parse_bound(getattr(args, "until", None), start=False),
+        progress=False if getattr(args, "quiet", False) else None,
+    )
+
+
+def cmd_ingest(settings: Settings) -> int:
+    from .ingest import ingest, select_period
+    from .outputs import write_csv, write_parquet
+
+    result = ingest(settings)
+    stories = select_period(result.stories, settings.since, settings.until)
+    out = settings.out_dir
+    write_parquet(out / "stories.parquet", stories)
+    write_csv(out / "ingest-report.csv", result.report)
+    print(result.summary())
+    if settings.since or settings.until:
+        print(f"period {settings.since or '...'} to {settings.until or '...'}: {len(stories)} stories selected")
+    print(f"wrote {out / 'stories.parquet'} and {out / 'ingest-report.csv'}")
+    return 0
+
+
+def cmd_analyze(settings: Settings) -> int:
+    start = time.monotonic()
+    code = cmd_ingest(settings)
+    print(f"analyze: done in {time.monotonic() - start:.1f}s; outputs in {settings.out_dir}/")
+    return code
+
+
+def cmd_corpus(args: argparse.Namespace, settings: Settings) -> int:
+    from .corpus import check, render_statistics, statistics
+
+    if args.corpus_command == "check":
+        problems = check(settings)
+        for p in problems:
+            print(p)
+        n = len(list(Path(settings.corpus_dir).glob("*.md")))
+        print(f"corpus check: {n} stories, {len(problems)} problem(s)")
+        return 1 if problems else 0
+    text = render_statistics(statistics(settings))
+    if args.write:
+        from .outputs import write_text
+
+        write_text(Path(args.write), text)
+        print(f"wrote {args.write}")
+    else:
+        print(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "ingest":
+            return cmd_ingest(settings)
+        if args.command == "analyze":
+            return cmd_analyze(settings)
+        if args.command == "corpus":
+            return cmd_corpus(args, settings)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; outputs already written are complete, nothing half-written was left", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
