@@ -82,10 +82,14 @@ def cmd_ingest(settings: Settings) -> int:
 
 
 def cmd_analyze(settings: Settings) -> int:
+    from .run import analyze, summary, write_outputs
+
     start = time.monotonic()
-    code = cmd_ingest(settings)
-    print(f"analyze: done in {time.monotonic() - start:.1f}s; outputs in {settings.out_dir}/")
-    return code
+    run = analyze(settings)
+    written = write_outputs(run, settings.out_dir)
+    print(summary(run))
+    print(f"analyze: done in {time.monotonic() - start:.1f}s; wrote {len(written)} files to {settings.out_dir}/")
+    return 0
 
 
 def cmd_corpus(args: argparse.Namespace, settings: Settings) -> int:

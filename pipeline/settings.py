@@ -44,6 +44,10 @@ class Settings:
     nlp_batch_size: int = 32
     nlp_processes: int = 1
 
+    # --- clustering and the draft -------------------------------------------------------------
+    cluster_threshold: float = 0.6  # cosine distance below which phrases may share a cluster
+    top_n: int = 5  # factors and bottlenecks listed per theme in the draft
+
     # --- misc ------------------------------------------------------------------------------
     progress: bool = True
     seed: int = 20221

@@ -1,0 +1,240 @@
+"""Stage 4: group the condensed factor phrases across stories, per theme and polarity.
+
+Representation (`PhraseVectorizer`): lemma TF-IDF (uni- and bigrams, Dutch stop words out) +
+character n-grams (Dutch compounds) + the domain concept lexicon (pipeline/data/concepts.yaml),
+each block L2-normalised and weighted, the whole row L2-normalised (cosine geometry).
+
+Clustering: average-linkage agglomerative clustering with a cosine distance threshold (no fixed
+number of clusters). Every factor ends up in a cluster; a factor named by one story only is a
+cluster of one. Groups larger than `max_exact` are clustered by sparse neighbours (a
+deterministic leader pass) to avoid the quadratic distance matrix.
+
+Each cluster gets a stable id (a hash of its members' story ids and offsets: the same members
+give the same id on every run), a label (its most central phrase), keywords and support.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import yaml
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from .settings import DATA_DIR
+
+CLUSTER_COLUMNS = ["cluster_id", "theme", "polarity", "label", "keywords", "n_members", "n_stories", "n_regions",
+                   "regions", "first_date", "last_date", "story_ids"]
+MEMBER_COLUMNS = ["cluster_id", "theme", "polarity", "story_id", "sentence_index", "start", "end", "phrase",
+                  "sentence", "centrality"]
+
+
+@lru_cache(maxsize=1)
+def dutch_stop_words() -> frozenset[str]:
+    from spacy.lang.nl.stop_words import STOP_WORDS
+
+    extra = {"heel", "echt", "even", "gewoon", "ook", "wel", "nog", "steeds", "vaak", "soms", "zo", "dan", "zegt",
+             "zeggen", "gaan", "komen", "maken", "worden", "hebben", "zijn", "kunnen", "moeten", "willen", "we",
+             "je", "ze", "er", "daar", "hier", "dat", "die", "dit", "deze", "één", "twee", "drie"}
+    return frozenset({w.lower() for w in STOP_WORDS} | extra)
+
+
+@dataclass(frozen=True)
+class Concept:
+    id: str
+    label: str
+    pattern: re.Pattern
+
+
+@lru_cache(maxsize=4)
+def load_concepts(path: Path = DATA_DIR / "concepts.yaml") -> tuple[Concept, ...]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    out = []
+    for c in data["concepts"]:
+        parts = []
+        for term in c["terms"]:
+            t = term.lower().strip()
+            body = re.escape(t.rstrip("*")).replace(r"\ ", r"\s+") + (r"\w*" if t.endswith("*") else "")
+            parts.append(body)
+        out.append(Concept(c["id"], c.get("label", c["id"]), re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")))
+    return tuple(out)
+
+
+def concept_matrix(texts, concepts) -> sp.csr_matrix:
+    rows, cols = [], []
+    for i, t in enumerate(texts):
+        low = t.lower()
+        for j, c in enumerate(concepts):
+            if c.pattern.search(low):
+                rows.append(i)
+                cols.append(j)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), len(concepts)))
+
+
+@dataclass
+class PhraseVectorizer:
+    """Phrase (text + lemmas) -> L2-normalised sparse vector. fit/transform like scikit-learn."""
+
+    w_lemma: float = 1.0
+    w_char: float = 0.6
+    w_concept: float = 0.8
+    concepts_path: Path = DATA_DIR / "concepts.yaml"
+
+    lemma_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    concepts_: tuple | None = field(default=None, repr=False)
+
+    def _lemma_text(self, lemmas) -> list[str]:
+        stop = dutch_stop_words()
+        return [" ".join(w for w in str(l).lower().split() if w not in stop and len(w) > 1) for l in lemmas]
+
+    def fit(self, texts, lemmas) -> "PhraseVectorizer":
+        lt = self._lemma_text(lemmas)
+        self.lemma_vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True,
+                                                 token_pattern=r"(?u)\b\w[\w-]+\b")
+        self.char_vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 5), min_df=1, sublinear_tf=True)
+        if any(t.strip() for t in lt):
+            self.lemma_vectorizer_.fit(lt)
+        else:
+            self.lemma_vectorizer_.fit(["leeg"])
+        self.char_vectorizer_.fit([" ".join(x) for x in zip([str(t).lower() for t in texts], lt)])
+        self.concepts_ = load_concepts(Path(self.concepts_path))
+        return self
+
+    def transform(self, texts, lemmas) -> sp.csr_matrix:
+        lt = self._lemma_text(lemmas)
+        low = [str(t).lower() for t in texts]
+        blocks = [
+            normalize(self.lemma_vectorizer_.transform(lt)) * self.w_lemma,
+            normalize(self.char_vectorizer_.transform([" ".join(x) for x in zip(low, lt)])) * self.w_char,
+            normalize(concept_matrix([f"{a} {b}" for a, b in zip(low, lt)], self.concepts_)) * self.w_concept,
+        ]
+        return normalize(sp.hstack(blocks).tocsr())
+
+    def fit_transform(self, texts, lemmas) -> sp.csr_matrix:
+        return self.fit(texts, lemmas).transform(texts, lemmas)
+
+
+def cluster_vectors(X: sp.csr_matrix, threshold: float, max_exact: int = 2500) -> np.ndarray:
+    """Cluster labels (0..k-1, numbered by first member) for the rows of X (cosine distance)."""
+    n = X.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    if n <= max_exact:
+        model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                        distance_threshold=threshold)
+        raw = model.fit_predict(X.toarray())
+    else:
+        raw = _leader_clusters(X, 1.0 - threshold)
+    # renumber by first appearance so labels do not depend on the algorithm's numbering
+    mapping: dict[int, int] = {}
+    return np.array([mapping.setdefault(int(r), len(mapping)) for r in raw])
+
+
+def _leader_clusters(X: sp.csr_matrix, min_sim: float, chunk: int = 512) -> np.ndarray:
+    """Deterministic single pass: each row joins the most similar existing centroid (>= min_sim)."""
+    labels = np.full(X.shape[0], -1)
+    centroids: list[np.ndarray] = []
+    sums: list[np.ndarray] = []
+    C = None
+    for start in range(0, X.shape[0], chunk):
+        block = X[start:start + chunk]
+        for i in range(block.shape[0]):
+            row = block[i]
+            best, best_sim = -1, min_sim
+            if C is not None and C.shape[0]:
+                sims = (C @ row.T).toarray().ravel()
+                j = int(np.argmax(sims))
+                if sims[j] >= best_sim:
+                    best, best_sim = j, sims[j]
+            if best < 0:
+                sums.append(row.toarray().ravel())
+                centroids.append(sums[-1] / max(np.linalg.norm(sums[-1]), 1e-12))
+                labels[start + i] = len(centroids) - 1
+            else:
+                sums[best] = sums[best] + row.toarray().ravel()
+                centroids[best] = sums[best] / max(np.linalg.norm(sums[best]), 1e-12)
+                labels[start + i] = best
+            C = sp.csr_matrix(np.vstack(centroids))
+    return labels
+
+
+def stable_cluster_id(members: pd.DataFrame) -> str:
+    keys = sorted(f"{s}:{a}:{b}" for s, a, b in zip(members["story_id"], members["start"], members["end"]))
+    return "c" + hashlib.sha1("\n".join(keys).encode()).hexdigest()[:10]
+
+
+def _keywords(X_lemma: sp.csr_matrix, names: np.ndarray, idx: np.ndarray, top: int = 5) -> list[str]:
+    if X_lemma.shape[1] == 0 or len(idx) == 0:
+        return []
+    weights = np.asarray(X_lemma[idx].sum(axis=0)).ravel()
+    order = np.argsort(-weights, kind="stable")
+    return [names[k] for k in order[:top] if weights[k] > 0 and " " not in names[k]][:top]
+
+
+@dataclass
+class ClusterResult:
+    clusters: pd.DataFrame
+    members: pd.DataFrame
+
+
+def assign_themes(factors: pd.DataFrame) -> pd.DataFrame:
+    """One row per (factor, theme of its story); factors of stories without themes are dropped."""
+    f = factors.copy()
+    f["theme"] = f["themes"].fillna("").astype(str).str.split(";")
+    f = f.explode("theme")
+    return f[f["theme"].astype(str) != ""].reset_index(drop=True)
+
+
+def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: float = 0.6,
+                    vectorizer: PhraseVectorizer | None = None, max_exact: int = 2500) -> ClusterResult:
+    """Cluster factors (with columns story_id, start, end, polarity, phrase, phrase_lemmas,
+    sentence, themes) per theme and polarity; `stories` gives region and date for support."""
+    per_theme = assign_themes(factors)
+    meta = stories.set_index("story_id")[["region", "date"]]
+    cluster_rows, member_rows = [], []
+    for (theme, polarity), group in per_theme.groupby(["theme", "polarity"], sort=True):
+        group = group.sort_values(["story_id", "start", "end"], kind="stable").reset_index(drop=True)
+        vec = PhraseVectorizer() if vectorizer is None else PhraseVectorizer(vectorizer.w_lemma, vectorizer.w_char,
+                                                                              vectorizer.w_concept, vectorizer.concepts_path)
+        X = vec.fit_transform(group["phrase"], group["phrase_lemmas"])
+        labels = cluster_vectors(X, threshold, max_exact=max_exact)
+        X_lemma = vec.lemma_vectorizer_.transform(vec._lemma_text(group["phrase_lemmas"]))
+        names = vec.lemma_vectorizer_.get_feature_names_out()
+        for k in range(labels.max() + 1 if len(labels) else 0):
+            idx = np.flatnonzero(labels == k)
+            members = group.iloc[idx]
+            sims = (X[idx] @ X[idx].T).toarray()
+            centrality = sims.mean(axis=1) if len(idx) > 1 else np.ones(1)
+            order = sorted(range(len(idx)), key=lambda i: (-round(centrality[i], 6), len(members["phrase"].iloc[i]),
+                                                           members["story_id"].iloc[i]))
+            cid = stable_cluster_id(members)
+            regions = sorted({r for r in meta.reindex(members["story_id"])["region"].fillna("") if r})
+            dates = meta.reindex(members["story_id"])["date"].dropna()
+            cluster_rows.append({
+                "cluster_id": cid, "theme": theme, "polarity": polarity,
+                "label": members["phrase"].iloc[order[0]],
+                "keywords": ", ".join(_keywords(X_lemma, names, idx)),
+                "n_members": len(idx), "n_stories": members["story_id"].nunique(), "n_regions": len(regions),
+                "regions": "; ".join(regions),
+                "first_date": dates.min() if len(dates) else pd.NaT, "last_date": dates.max() if len(dates) else pd.NaT,
+                "story_ids": ";".join(sorted(set(members["story_id"]))),
+            })
+            for i in order:
+                m = members.iloc[i]
+                member_rows.append({"cluster_id": cid, "theme": theme, "polarity": polarity, "story_id": m["story_id"],
+                                    "sentence_index": int(m.get("sentence_index", -1)) if pd.notna(m.get("sentence_index", -1)) else -1,
+                                    "start": int(m["start"]), "end": int(m["end"]), "phrase": m["phrase"],
+                                    "sentence": m.get("sentence", ""), "centrality": round(float(centrality[i]), 4)})
+    clusters = pd.DataFrame(cluster_rows, columns=CLUSTER_COLUMNS)
+    members = pd.DataFrame(member_rows, columns=MEMBER_COLUMNS)
+    return ClusterResult(clusters, members)

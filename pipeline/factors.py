@@ -1,0 +1,424 @@
+"""Stage 3: find the statements of what worked (succes) and what stood in the way (knelpunt),
+and condense each into a short Dutch phrase.
+
+Units: every sentence of the sentences table (each heading, paragraph sentence and list item);
+a sentence with a contrast ("X helpt, maar Y remt") is split at the clause boundary into two
+units. Each unit gets a polarity (succes, knelpunt or none) with a confidence from
+`FactorModel`, a logistic regression over
+  - lemma uni- and bigrams of the unit,
+  - cue words and constructions (pipeline/data/cues.yaml), negation and contrast, quotes,
+  - the heading the unit stands under ("Wat werkt", "Knelpunten", ...), list items,
+  - the part of speech sequence (a hint of the construction),
+trained on the gold evidence spans of the bundled corpus. `cue_baseline` uses the cue words
+alone (the evaluation's baseline).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import yaml
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from .settings import DATA_DIR, Settings
+
+LABELS = ("none", "succes", "knelpunt")
+UNIT_COLUMNS = ["story_id", "sentence_index", "unit", "start", "end", "text", "block_type", "heading", "lemmas"]
+FACTOR_COLUMNS = ["story_id", "sentence_index", "start", "end", "polarity", "confidence", "sentence", "phrase",
+                  "phrase_lemmas", "themes"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cue lexicon
+# ---------------------------------------------------------------------------------------------
+
+def _term_regex(terms) -> re.Pattern:
+    parts = []
+    for t in sorted(terms, key=len, reverse=True):
+        t = t.lower().strip()
+        pieces = [re.escape(p) for p in t.rstrip("*").split("*")]
+        body = r"\w*".join(pieces) + (r"\w*" if t.endswith("*") else "")
+        body = body.replace(r"\ ", r"\s+")
+        parts.append(body)
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.I)
+
+
+@dataclass(frozen=True)
+class Cues:
+    heading_succes: re.Pattern
+    heading_knelpunt: re.Pattern
+    succes: re.Pattern
+    knelpunt: re.Pattern
+    negation: re.Pattern
+    contrast: re.Pattern
+    framing: tuple[re.Pattern, ...]
+    attribution: tuple[re.Pattern, ...]
+
+    def heading_polarity(self, heading: str) -> str:
+        h = heading.lower().strip(" :?!.")
+        if not h:
+            return ""
+        if self.heading_knelpunt.search(h):
+            return "knelpunt"
+        if self.heading_succes.search(h):
+            return "succes"
+        return ""
+
+
+@lru_cache(maxsize=4)
+def load_cues(path: Path = DATA_DIR / "cues.yaml") -> Cues:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return Cues(
+        heading_succes=_term_regex(data["headings"]["succes"]),
+        heading_knelpunt=_term_regex(data["headings"]["knelpunt"]),
+        succes=_term_regex(data["succes"]),
+        knelpunt=_term_regex(data["knelpunt"]),
+        negation=_term_regex(data["negation"]),
+        contrast=_term_regex(data["contrast"]),
+        framing=tuple(re.compile(p, re.I) for p in data.get("framing", [])),
+        attribution=tuple(re.compile(p, re.I) for p in data.get("attribution", [])),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Units: sentences, split at a contrast between clauses
+# ---------------------------------------------------------------------------------------------
+
+# "..., maar ...", "...; toch ...", "... terwijl ..." : split before the connective
+_CLAUSE_SPLIT = re.compile(r"(?:[,;:–—-]\s+|\s+)(?=(?:maar|echter|terwijl|alleen|toch|hoewel|ondanks dat|"
+                           r"daarentegen|anderzijds|desondanks)\b)", re.I)
+
+
+def split_units(sentence: str) -> list[tuple[int, int]]:
+    """Offsets (relative to the sentence) of its units; one unit unless a contrast splits it.
+
+    Only splits where both sides have at least four words, so "maar ook" inside a list or a
+    sentence starting with "Maar" stays whole.
+    """
+    cuts = [0]
+    for m in _CLAUSE_SPLIT.finditer(sentence):
+        if m.start() == 0:
+            continue
+        left = sentence[cuts[-1]:m.start()]
+        right = sentence[m.end():]
+        if len(left.split()) >= 4 and len(right.split()) >= 4:
+            cuts.append(m.end())
+    spans = []
+    for i, c in enumerate(cuts):
+        end = cuts[i + 1] if i + 1 < len(cuts) else len(sentence)
+        seg = sentence[c:end]
+        stripped = seg.rstrip(" ,;:–—-")
+        lead = len(seg) - len(seg.lstrip())
+        spans.append((c + lead, c + len(stripped)))
+    return [s for s in spans if s[1] > s[0]]
+
+
+def make_units(sentences: pd.DataFrame) -> pd.DataFrame:
+    """The units table: one row per clause unit, with offsets in the story text."""
+    rows = []
+    for rec in sentences.itertuples(index=False):
+        spans = split_units(rec.text) if rec.block_type != "heading" else [(0, len(rec.text))]
+        lemma_words = rec.lemmas.split()
+        for u, (a, b) in enumerate(spans):
+            if len(spans) == 1:
+                lem = rec.lemmas
+            else:  # share the sentence lemmas out in proportion to the unit's words
+                n_words = len(rec.text.split())
+                wa = len(rec.text[:a].split())
+                wb = len(rec.text[:b].split())
+                lo = round(len(lemma_words) * wa / max(1, n_words))
+                hi = round(len(lemma_words) * wb / max(1, n_words))
+                lem = " ".join(lemma_words[lo:hi])
+            rows.append((rec.story_id, rec.sentence_index, u, rec.start + a, rec.start + b, rec.text[a:b],
+                         rec.block_type, rec.heading, lem))
+    return pd.DataFrame(rows, columns=UNIT_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features and the model
+# ---------------------------------------------------------------------------------------------
+
+_QUOTE = re.compile(r"[\"“”‘’«»]|^'|\s'")
+
+
+def unit_signals(units: pd.DataFrame, cues: Cues) -> list[dict]:
+    """Hand-made signals per unit (cue counts, heading polarity, negation, contrast, quotes, list)."""
+    feats = []
+    prev_story, prev_heading_pol = None, ""
+    for rec in units.itertuples(index=False):
+        t = rec.text
+        low = t.lower()
+        n_s = len(cues.succes.findall(low))
+        n_k = len(cues.knelpunt.findall(low))
+        neg = bool(cues.negation.search(low))
+        hpol = cues.heading_polarity(rec.heading) if rec.block_type != "heading" else ""
+        f = {
+            "cue_s": min(n_s, 3), "cue_k": min(n_k, 3),
+            "cue_s_any": n_s > 0, "cue_k_any": n_k > 0,
+            "neg": neg, "neg_cue_s": neg and n_s > 0, "neg_cue_k": neg and n_k > 0,
+            "contrast": bool(cues.contrast.search(low)),
+            "starts_contrast": bool(re.match(r"(maar|toch|echter|alleen|helaas)\b", low)),
+            "quote": bool(_QUOTE.search(t)),
+            "bullet": rec.block_type == "bullet",
+            "heading": rec.block_type == "heading",
+            "question": t.rstrip().endswith("?"),
+            "heading_pol=" + (hpol or "none"): True,
+            "heading_any": bool(rec.heading),
+            "short": len(t.split()) < 6,
+            "long": len(t.split()) > 30,
+            "digits": bool(re.search(r"\d", t)),
+            "unit>0": rec.unit > 0,
+        }
+        if rec.heading and rec.block_type != "heading":
+            f.update({"hw=" + w: True for w in re.findall(r"\w+", rec.heading.lower())[:6]})
+        feats.append(f)
+    return feats
+
+
+@dataclass
+class FactorModel:
+    C: float = 1.0
+    seed: int = 20221
+    class_weight: str | None = "balanced"
+    use_chars: bool = True
+    signal_weight: float = 0.5
+
+    vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    signals_: DictVectorizer | None = field(default=None, repr=False)
+    model_: LogisticRegression | None = field(default=None, repr=False)
+
+    def _features(self, units: pd.DataFrame, fit: bool = False):
+        cues = load_cues()
+        sig = unit_signals(units, cues)
+        if fit:
+            self.vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                                               token_pattern=r"(?u)\b\w[\w-]*\b")
+            self.signals_ = DictVectorizer()
+            Xl = self.vectorizer_.fit_transform(units["lemmas"])
+            Xs = self.signals_.fit_transform(sig)
+            if self.use_chars:
+                self.char_vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3,
+                                                        sublinear_tf=True, max_features=40000)
+                Xc = self.char_vectorizer_.fit_transform(units["text"])
+        else:
+            Xl = self.vectorizer_.transform(units["lemmas"])
+            Xs = self.signals_.transform(sig)
+            if self.use_chars:
+                Xc = self.char_vectorizer_.transform(units["text"])
+        parts = [Xl, Xs * self.signal_weight] + ([Xc] if self.use_chars else [])
+        return sp.hstack(parts).tocsr()
+
+    def fit(self, units: pd.DataFrame, y) -> "FactorModel":
+        X = self._features(units, fit=True)
+        self.model_ = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000,
+                                         random_state=self.seed)
+        self.model_.fit(X, np.asarray(y))
+        return self
+
+    def predict_proba(self, units: pd.DataFrame) -> pd.DataFrame:
+        if self.model_ is None:
+            raise RuntimeError("FactorModel is not fitted")
+        if len(units) == 0:
+            return pd.DataFrame(columns=list(LABELS))
+        P = self.model_.predict_proba(self._features(units))
+        cols = {c: P[:, i] for i, c in enumerate(self.model_.classes_)}
+        return pd.DataFrame({c: cols.get(c, np.zeros(len(units))) for c in LABELS})
+
+    def predict(self, units: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, confidence) per unit."""
+        P = self.predict_proba(units)
+        idx = P.values.argmax(axis=1)
+        return np.array(LABELS)[idx], P.values.max(axis=1)
+
+
+def cue_baseline(units: pd.DataFrame) -> np.ndarray:
+    """Polarity from cue words alone: more bottleneck cues -> knelpunt, else success cues -> succes."""
+    cues = load_cues()
+    out = []
+    for t in units["text"]:
+        low = t.lower()
+        n_s, n_k = len(cues.succes.findall(low)), len(cues.knelpunt.findall(low))
+        out.append("knelpunt" if n_k and n_k >= n_s else "succes" if n_s else "none")
+    return np.array(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gold labels for units
+# ---------------------------------------------------------------------------------------------
+
+def gold_spans(stories: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
+    """Gold factor annotations with character offsets in the ingested story texts."""
+    from .corpus import locate
+
+    texts = dict(zip(stories["story_id"], stories["text"]))
+    rows = []
+    for rec in gold.itertuples(index=False):
+        text = texts.get(rec.story_id)
+        if text is None:
+            continue
+        span = locate(text, rec.evidence)
+        if span is None:
+            continue
+        rows.append({**rec._asdict(), "start": span[0], "end": span[1]})
+    return pd.DataFrame(rows, columns=[*gold.columns, "start", "end"])
+
+
+def overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+def unit_labels(units: pd.DataFrame, spans: pd.DataFrame) -> np.ndarray:
+    """Gold polarity per unit: the polarity of the gold span covering most of it (>= 40% of the
+    unit or >= 60% of the span), else 'none'."""
+    by_story = {sid: g for sid, g in spans.groupby("story_id")}
+    labels = []
+    for rec in units.itertuples(index=False):
+        g = by_story.get(rec.story_id)
+        best, best_ov = "none", 0
+        if g is not None:
+            for s in g.itertuples(index=False):
+                ov = overlap(rec.start, rec.end, s.start, s.end)
+                if ov and (ov >= 0.4 * (rec.end - rec.start) or ov >= 0.6 * (s.end - s.start)) and ov > best_ov:
+                    best, best_ov = s.polarity, ov
+        labels.append(best)
+    return np.array(labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Condensation
+# ---------------------------------------------------------------------------------------------
+
+_LEAD_PUNCT = re.compile(r"^[\s\"“”‘’'«»(\[–—-]+")
+_TRAIL_PUNCT = re.compile(r"[\s\"“”‘’'«»)\]–—:;,.!?-]+$")
+_CONNECTIVE = re.compile(r"^(en|maar|want|dus|ook|toch|echter|daarnaast|bovendien|verder|vooral|wel|"
+                         r"daarom|zo|immers|tegelijk|tegelijkertijd|alleen)\b[,\s]*", re.I)
+
+
+def strip_framing(text: str, cues: Cues | None = None) -> str:
+    """Drop quotes, attributions ("zegt Jansen") and framing ("Volgens X is het belangrijk dat")."""
+    cues = cues or load_cues()
+    t = _TRAIL_PUNCT.sub("", _LEAD_PUNCT.sub("", text))
+    for _ in range(3):
+        before = t
+        for pat in cues.attribution:
+            t = pat.sub("", t)
+        for pat in cues.framing:
+            t = pat.sub("", t, count=1)
+        t = _CONNECTIVE.sub("", t)
+        t = _TRAIL_PUNCT.sub("", _LEAD_PUNCT.sub("", t))
+        if t == before:
+            break
+    return t or _TRAIL_PUNCT.sub("", _LEAD_PUNCT.sub("", text))
+
+
+_REMOVABLE = {"advcl", "acl:relcl", "acl", "appos", "parataxis", "obl", "nmod", "conj", "obl:agent", "dislocated",
+              "vocative", "discourse", "ccomp", "xcomp"}
+
+
+def condense(text: str, nlp=None, max_words: int = 12) -> tuple[str, str]:
+    """A phrase of at most `max_words` words for one statement, and its lemmas (see `condense_all`)."""
+    return condense_all([text], nlp, max_words)[0]
+
+
+def condense_all(texts: list[str], nlp=None, max_words: int = 12) -> list[tuple[str, str]]:
+    """Phrases of at most `max_words` words for statements, with their lemmas.
+
+    Framing is stripped; if the rest is still long, the parse is used to drop the subordinate
+    parts (adverbial and relative clauses, appositions, long modifiers) that do not contain the
+    root, smallest sufficient part first; as a last resort the phrase is cut after `max_words`.
+    Without a pipeline (nlp=None) the stripped text is cut and lower-cased as "lemmas".
+    """
+    cores = [strip_framing(t) for t in texts]
+    if nlp is None:
+        out = []
+        for core in cores:
+            phrase = " ".join(core.split()[:max_words])
+            out.append((phrase, phrase.lower()))
+        return out
+    return [_reduce(doc, max_words) for doc in nlp.pipe(cores, batch_size=64)]
+
+
+def _reduce(doc, max_words: int) -> tuple[str, str]:
+    keep = [t for t in doc if not t.is_space]
+
+    def n_words(tokens):
+        return sum(1 for t in tokens if not t.is_punct)
+
+    roots = [t for t in doc if t.dep_ == "ROOT"] or list(doc[:1])
+    root = roots[0] if roots else None
+    removed: set[int] = set()
+    while root is not None and n_words([t for t in keep if t.i not in removed]) > max_words:
+        candidates = []
+        for t in doc:
+            if t.i in removed or t.dep_ not in _REMOVABLE or t.i == root.i:
+                continue
+            sub = [s.i for s in t.subtree if s.i not in removed]
+            if root.i in sub or len(sub) < 2:
+                continue
+            candidates.append((len(sub), t.i, sub))
+        if not candidates:
+            break
+        remaining = n_words([t for t in keep if t.i not in removed])
+        fitting = [c for c in candidates if 3 <= remaining - c[0] <= max_words]
+        size, _, sub = min(fitting) if fitting else max(candidates)
+        if remaining - size < 3:
+            break
+        removed.update(sub)
+    out, count = [], 0
+    for t in keep:
+        if t.i in removed:
+            continue
+        if not t.is_punct:
+            count += 1
+            if count > max_words:
+                break
+        out.append(t)
+    phrase = "".join(t.text + t.whitespace_ for t in out).strip()
+    phrase = _TRAIL_PUNCT.sub("", _LEAD_PUNCT.sub("", phrase))
+    phrase = re.sub(r"\s+([,.;:])", r"\1", re.sub(r"\s{2,}", " ", phrase))
+    phrase = re.sub(r"(,\s*){2,}", ", ", phrase).strip(" ,")
+    lemmas = " ".join((t.lemma_ or t.text).lower() for t in out if not t.is_punct and not t.is_space)
+    if phrase:
+        phrase = phrase[0].upper() + phrase[1:]
+    return phrase, lemmas
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------
+
+def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, settings: Settings) -> FactorModel:
+    """Fit the factor model on the gold evidence spans of the annotated stories."""
+    units = make_units(sentences[sentences["story_id"].isin(gold["story_id"])])
+    y = unit_labels(units, gold_spans(stories, gold))
+    return FactorModel(seed=settings.seed).fit(units, y)
+
+
+def extract(stories: pd.DataFrame, sentences: pd.DataFrame, model: FactorModel, nlp=None,
+            themes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The factors table: one row per detected statement (see FACTOR_COLUMNS)."""
+    units = make_units(sentences)
+    units = units[units["block_type"] != "heading"].reset_index(drop=True)
+    if units.empty:
+        return pd.DataFrame(columns=FACTOR_COLUMNS)
+    labels, conf = model.predict(units)
+    hits = units[labels != "none"].copy()
+    hits["polarity"] = labels[labels != "none"]
+    hits["confidence"] = conf[labels != "none"].round(3)
+    theme_map = {} if themes is None else dict(zip(themes["story_id"], themes["themes"]))
+    rows = []
+    phrases = condense_all(list(hits["text"]), nlp)
+    for rec, (phrase, lemmas) in zip(hits.itertuples(index=False), phrases):
+        rows.append({"story_id": rec.story_id, "sentence_index": rec.sentence_index, "start": rec.start,
+                     "end": rec.end, "polarity": rec.polarity, "confidence": rec.confidence,
+                     "sentence": rec.text, "phrase": phrase, "phrase_lemmas": lemmas,
+                     "themes": theme_map.get(rec.story_id, "")})
+    return pd.DataFrame(rows, columns=FACTOR_COLUMNS)

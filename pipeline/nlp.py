@@ -1,0 +1,229 @@
+"""The Dutch spaCy pipeline: loading, gazetteer entities, and parsing stories into sentences.
+
+`load(settings)` returns the configured pipeline: the bundled model in models/nl_rode_draad by
+default, or `nl_core_news_sm` when a user has installed it and selected it (RD_SPACY_MODEL or
+Settings.spacy_model). Two components are added on load:
+
+- `rd_block_boundaries` (before the parser): a paragraph, heading or list item always starts a
+  new sentence, so no sentence spans two blocks of the light-Markdown story text;
+- an `entity_ruler` with REGIO (arbeidsmarktregio's and aliases), GEMEENTE (municipalities, the
+  entity id is their region) and ORG (organisations), from pipeline/data/*.yaml.
+
+`parse_stories` turns the stories table into the sentences table, parsing with `nlp.pipe` in
+batches and caching each story's result by content hash, so an unchanged story is never
+parsed twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .gazetteer import load_gazetteer
+from .progress import progress
+from .settings import DATA_DIR, Settings
+
+SENTENCE_COLUMNS = ["story_id", "sentence_index", "start", "end", "text", "block", "block_type",
+                    "heading", "lemmas", "pos"]
+
+
+class ModelNotAvailable(RuntimeError):
+    """Neither the bundled model nor the selected spaCy package can be loaded."""
+
+
+def _register_components():
+    from spacy.language import Language
+
+    if not Language.has_factory("rd_block_boundaries"):
+        @Language.component("rd_block_boundaries")
+        def block_boundaries(doc):
+            """Start a sentence after every blank line (paragraph, heading or list item)."""
+            for i, token in enumerate(doc[:-1]):
+                if "\n\n" in token.text or "\n\n" in token.whitespace_:
+                    doc[i + 1].is_sent_start = True
+            return doc
+
+
+def model_choice(settings: Settings) -> str | Path:
+    """What `load` will load: a path (bundled or custom) or a package name."""
+    choice = settings.spacy_model
+    if choice == "bundled":
+        return settings.bundled_model_dir
+    if choice == "nl_core_news_sm" or importlib.util.find_spec(choice.replace("-", "_")) is not None:
+        return choice
+    return Path(choice)
+
+
+def load(settings: Settings, *, with_entities: bool = True):
+    """Load the configured Dutch pipeline, with block boundaries and gazetteer entities added."""
+    import spacy
+
+    _register_components()
+    choice = model_choice(settings)
+    if isinstance(choice, Path):
+        if not (choice / "config.cfg").exists():
+            raise ModelNotAvailable(
+                f"No Dutch spaCy pipeline found at {choice}. Either restore the bundled model "
+                f"(models/nl_rode_draad, retrain it with `make model`), or install nl_core_news_sm "
+                f"(`pip install nl_core_news_sm`) and select it with RD_SPACY_MODEL=nl_core_news_sm.")
+        nlp = spacy.load(choice)
+    else:
+        if importlib.util.find_spec(choice) is None:
+            raise ModelNotAvailable(
+                f"The spaCy package {choice!r} is selected but not installed. Install it "
+                f"(`pip install {choice}`), or use the bundled model in models/nl_rode_draad "
+                f"(RD_SPACY_MODEL=bundled, the default).")
+        nlp = spacy.load(choice)
+    if "parser" in nlp.pipe_names:
+        nlp.add_pipe("rd_block_boundaries", before="parser")
+    elif "senter" in nlp.pipe_names:
+        nlp.add_pipe("rd_block_boundaries", before="senter")
+    else:
+        nlp.add_pipe("rd_block_boundaries", first=True)
+    if with_entities:
+        add_gazetteer_entities(nlp, settings)
+    return nlp
+
+
+def gazetteer_patterns(settings: Settings) -> list[dict]:
+    """Entity-ruler patterns for REGIO, GEMEENTE and ORG from the data files."""
+    gaz = load_gazetteer(settings.regions_file)
+    patterns: list[dict] = []
+    data = yaml.safe_load(Path(settings.regions_file).read_text(encoding="utf-8"))
+    seen = set()
+    for entry in data["regions"]:
+        for name in [entry["name"], *entry.get("aliases", [])]:
+            # a municipality's own name is a GEMEENTE, unless it is the region's canonical name
+            if name in seen or (name in gaz.municipalities and name != entry["name"]):
+                continue
+            seen.add(name)
+            patterns.append({"label": "REGIO", "pattern": name, "id": entry["name"]})
+    for muni, regions in gaz.municipalities.items():
+        if muni in seen:
+            continue  # e.g. Amersfoort, Groningen: the region's own name, tagged REGIO
+        rid = regions[0] if len(regions) == 1 else ""
+        if muni in gaz.ambiguous:
+            patterns.append({"label": "GEMEENTE", "pattern": [{"LOWER": "gemeente"}, {"ORTH": muni}], "id": rid})
+        else:
+            patterns.append({"label": "GEMEENTE", "pattern": muni, "id": rid})
+    orgs = yaml.safe_load((DATA_DIR / "organisations.yaml").read_text(encoding="utf-8"))
+    for name in orgs.get("generic", []) + orgs.get("named", []):
+        patterns.append({"label": "ORG", "pattern": name})
+    return patterns
+
+
+def add_gazetteer_entities(nlp, settings: Settings):
+    """Add (or replace) the entity ruler with the gazetteer patterns; returns the ruler."""
+    if "entity_ruler" in nlp.pipe_names:
+        nlp.remove_pipe("entity_ruler")
+    config = {"phrase_matcher_attr": "ORTH", "overwrite_ents": True}
+    ruler = nlp.add_pipe("entity_ruler", config=config, last=True)
+    ruler.add_patterns(gazetteer_patterns(settings))
+    return ruler
+
+
+def model_fingerprint(nlp) -> str:
+    """Identifies the pipeline (name, version, components, gazetteer) for the parse cache."""
+    meta = nlp.meta
+    key = json.dumps([meta.get("lang"), meta.get("name"), meta.get("version"), nlp.pipe_names,
+                      len(nlp.get_pipe("entity_ruler").patterns) if "entity_ruler" in nlp.pipe_names else 0],
+                     sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Stories -> sentences
+# ---------------------------------------------------------------------------------------------
+
+_MARKER = re.compile(r"^(## |- )")
+
+
+def doc_to_sentences(doc, story_id: str) -> list[dict]:
+    """One record per sentence: offsets in the story text, block and heading context, lemmas."""
+    text = doc.text
+    records = []
+    heading = ""
+    block_index = -1
+    last_block_start = -1
+    for sent in doc.sents:
+        start, end = sent.start_char, sent.end_char
+        # trim whitespace and the light-Markdown markers
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start >= end:
+            continue
+        block_start = text.rfind("\n\n", 0, start)
+        block_start = 0 if block_start < 0 else block_start + 2
+        if block_start != last_block_start:
+            block_index += 1
+            last_block_start = block_start
+        block_text = text[block_start:block_start + 3]
+        block_type = "heading" if block_text.startswith("## ") else "bullet" if block_text.startswith("- ") else "paragraph"
+        marker = _MARKER.match(text[start:end])
+        if marker and start == block_start:
+            start += len(marker.group(1))
+        if block_type == "heading":
+            heading = text[start:end]
+        tokens = [t for t in sent if not t.is_space and not t.is_punct and t.idx >= start and t.idx < end]
+        records.append({
+            "story_id": story_id,
+            "sentence_index": len(records),
+            "start": start,
+            "end": end,
+            "text": text[start:end],
+            "block": block_index,
+            "block_type": block_type,
+            "heading": heading if block_type != "heading" else "",
+            "lemmas": " ".join((t.lemma_ or t.text).lower() for t in tokens),
+            "pos": " ".join(t.pos_ or "X" for t in tokens),
+        })
+    return records
+
+
+@dataclass
+class ParseStats:
+    parsed: int = 0
+    cached: int = 0
+    words: int = 0
+
+
+def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir: Path | None = None,
+                  stats: ParseStats | None = None) -> pd.DataFrame:
+    """Parse every story into the sentences table (see SENTENCE_COLUMNS), using the cache."""
+    nlp = nlp or load(settings)
+    stats = stats if stats is not None else ParseStats()
+    cache_dir = Path(cache_dir or settings.out_dir / "cache" / "sentences") / model_fingerprint(nlp)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    frames: dict[str, pd.DataFrame] = {}
+    todo = []
+    for sid, text, h in zip(stories["story_id"], stories["text"], stories["content_hash"]):
+        path = cache_dir / f"{h}.parquet"
+        if path.exists():
+            cached = pd.read_parquet(path)
+            cached["story_id"] = sid
+            frames[sid] = cached
+            stats.cached += 1
+        else:
+            todo.append((sid, text, h))
+    texts = ((text, (sid, h)) for sid, text, h in todo)
+    docs = nlp.pipe(texts, as_tuples=True, batch_size=settings.nlp_batch_size, n_process=settings.nlp_processes)
+    for doc, (sid, h) in progress(docs, "parse", enabled=settings.progress, total=len(todo)):
+        frame = pd.DataFrame(doc_to_sentences(doc, sid), columns=SENTENCE_COLUMNS)
+        from .outputs import write_parquet
+
+        write_parquet(cache_dir / f"{h}.parquet", frame)
+        frames[sid] = frame
+        stats.parsed += 1
+        stats.words += sum(1 for t in doc if not t.is_space and not t.is_punct)
+    ordered = [frames[sid] for sid in stories["story_id"] if sid in frames]
+    if not ordered:
+        return pd.DataFrame(columns=SENTENCE_COLUMNS)
+    return pd.concat(ordered, ignore_index=True)

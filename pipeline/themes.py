@@ -1,0 +1,280 @@
+"""Stage 2: which of the configured themes each story is about (multi-label, with confidence).
+
+`ThemeClassifier` follows scikit-learn's habits: settings are stored as given, what it learned
+ends in an underscore, `fit` returns the model and `predict_proba` never trains.
+
+Features: TF-IDF over the story's lemmas (word uni- and bigrams) and over character n-grams of
+the text (Dutch compounds: "werkgeversdienstverlening" shares n-grams with "werkgevers"). One
+logistic regression per theme. A theme is assigned when its probability reaches that theme's
+threshold, chosen by cross-validation on the training data (never on the story being
+predicted). A story that reaches no threshold gets no theme and is flagged for the editor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from .settings import Settings, Theme, load_themes
+
+FLAG_NONE = "geen-thema"  # no theme reached its threshold: the editor decides
+FLAG_UNSURE = "onzeker"  # the main theme only just passed its threshold
+FLAG_EDITOR = "redacteur"  # labels come from an editor (gold annotation or review sheet)
+
+
+def story_documents(stories: pd.DataFrame, sentences: pd.DataFrame) -> pd.DataFrame:
+    """One row per story with `text` (title + body) and `lemmas` (all sentence lemmas)."""
+    lemmas = sentences.groupby("story_id", sort=False)["lemmas"].apply(" ".join)
+    docs = stories[["story_id", "title", "text"]].copy()
+    docs["text"] = docs["title"].fillna("") + "\n\n" + docs["text"].fillna("")
+    docs["lemmas"] = docs["story_id"].map(lemmas).fillna("")
+    return docs[["story_id", "text", "lemmas"]].reset_index(drop=True)
+
+
+def _best_threshold(y: np.ndarray, p: np.ndarray, floor: float = 0.15, ceiling: float = 0.85) -> float:
+    """The probability threshold with the best F1 on out-of-fold predictions (ties: the middle)."""
+    if y.sum() == 0:
+        return 0.5
+    grid = np.round(np.arange(floor, ceiling + 1e-9, 0.025), 3)
+    scores = []
+    for t in grid:
+        pred = p >= t
+        tp = np.sum(pred & (y == 1))
+        fp = np.sum(pred & (y == 0))
+        fn = np.sum(~pred & (y == 1))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    scores = np.array(scores)
+    best = np.flatnonzero(scores >= scores.max() - 1e-9)
+    return float(grid[best[len(best) // 2]])
+
+
+@dataclass
+class ThemeClassifier:
+    themes: tuple[str, ...]
+    C: float = 10.0
+    char_ngrams: tuple[int, int] = (3, 5)
+    word_ngrams: tuple[int, int] = (1, 2)
+    min_df: int = 2
+    threshold_folds: int = 4
+    unsure_margin: float = 0.1
+    seed: int = 20221
+
+    # learned
+    word_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    models_: list | None = field(default=None, repr=False)
+    thresholds_: np.ndarray | None = None
+    n_train_: int = 0
+
+    # -- features ---------------------------------------------------------------------------
+    def _fit_vectorizers(self, docs: pd.DataFrame):
+        self.word_vectorizer_ = TfidfVectorizer(ngram_range=self.word_ngrams, min_df=self.min_df, sublinear_tf=True,
+                                                token_pattern=r"(?u)\b[^\W\d_][\w-]+\b", max_df=0.9)
+        self.char_vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, min_df=self.min_df,
+                                                sublinear_tf=True, lowercase=True, max_features=60000, max_df=0.9)
+        self.word_vectorizer_.fit(docs["lemmas"])
+        self.char_vectorizer_.fit(docs["text"])
+
+    def _features(self, docs: pd.DataFrame):
+        return sp.hstack([self.word_vectorizer_.transform(docs["lemmas"]),
+                          self.char_vectorizer_.transform(docs["text"])]).tocsr()
+
+    def _fit_models(self, X, Y: np.ndarray) -> list:
+        models = []
+        for j in range(Y.shape[1]):
+            y = Y[:, j]
+            if y.min() == y.max():  # a theme without positive (or negative) examples
+                models.append(float(y[0]))
+                continue
+            m = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", max_iter=2000,
+                                   random_state=self.seed)
+            models.append(m.fit(X, y))
+        return models
+
+    @staticmethod
+    def _proba(models: list, X) -> np.ndarray:
+        cols = [np.full(X.shape[0], m) if isinstance(m, float) else m.predict_proba(X)[:, 1] for m in models]
+        return np.column_stack(cols)
+
+    # -- API --------------------------------------------------------------------------------
+    def fit(self, docs: pd.DataFrame, Y: np.ndarray) -> "ThemeClassifier":
+        """Train on story documents (see `story_documents`) and a 0/1 matrix stories x themes."""
+        Y = np.asarray(Y, dtype=int)
+        self.thresholds_ = self._cv_thresholds(docs, Y)
+        self._fit_vectorizers(docs)
+        self.models_ = self._fit_models(self._features(docs), Y)
+        self.n_train_ = len(docs)
+        return self
+
+    def _cv_thresholds(self, docs: pd.DataFrame, Y: np.ndarray) -> np.ndarray:
+        """Per-theme thresholds from out-of-fold probabilities on the training data."""
+        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+        n_folds = min(self.threshold_folds, max(2, int(Y.sum(axis=0)[Y.sum(axis=0) > 0].min(initial=2))))
+        if len(docs) < 2 * n_folds:
+            return np.full(Y.shape[1], 0.5)
+        oof = np.zeros(Y.shape, dtype=float)
+        folds = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=self.seed)
+        for tr, te in folds.split(np.zeros(len(docs)), Y):
+            inner = ThemeClassifier(self.themes, self.C, self.char_ngrams, self.word_ngrams, self.min_df, seed=self.seed)
+            inner._fit_vectorizers(docs.iloc[tr])
+            models = inner._fit_models(inner._features(docs.iloc[tr]), Y[tr])
+            oof[te] = self._proba(models, inner._features(docs.iloc[te]))
+        return np.array([_best_threshold(Y[:, j], oof[:, j]) for j in range(Y.shape[1])])
+
+    def predict_proba(self, docs: pd.DataFrame) -> np.ndarray:
+        if self.models_ is None:
+            raise RuntimeError("ThemeClassifier is not fitted; call fit() or load() first")
+        return self._proba(self.models_, self._features(docs))
+
+    def predict(self, docs: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(docs) >= self.thresholds_
+
+    def explain(self, docs: pd.DataFrame, theme_index: int, top: int = 5) -> list[list[str]]:
+        """Per story, the lemma terms that pushed this theme's score up most (word features only)."""
+        model = self.models_[theme_index]
+        if isinstance(model, float):
+            return [[] for _ in range(len(docs))]
+        Xw = self.word_vectorizer_.transform(docs["lemmas"])
+        coef = model.coef_[0][: Xw.shape[1]]
+        names = self.word_vectorizer_.get_feature_names_out()
+        out = []
+        for i in range(Xw.shape[0]):
+            row = Xw.getrow(i)
+            contrib = row.data * coef[row.indices]
+            order = np.argsort(-contrib)
+            out.append([names[row.indices[k]] for k in order[:top] if contrib[k] > 0])
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: Path, meta: dict) -> None:
+        from .outputs import atomic_path, write_text
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            joblib.dump(self, tmp)
+        write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n")
+
+    @staticmethod
+    def load(path: Path) -> "ThemeClassifier":
+        model = joblib.load(Path(path))
+        if not isinstance(model, ThemeClassifier):
+            raise TypeError(f"{path} does not hold a ThemeClassifier")
+        return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Keyword baseline (seed terms only), for the evaluation
+# ---------------------------------------------------------------------------------------------
+
+def seed_pattern(seeds) -> re.Pattern:
+    parts = []
+    for s in seeds:
+        s = s.lower().strip()
+        body = re.escape(s[:-1]) + r"\w*" if s.endswith("*") else re.escape(s)
+        parts.append(body)
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
+
+
+def keyword_scores(texts, themes: tuple[Theme, ...]) -> np.ndarray:
+    """Seed-term hits per 100 words, stories x themes."""
+    patterns = [seed_pattern(t.seeds) for t in themes]
+    rows = []
+    for text in texts:
+        low = text.lower()
+        n = max(1, len(low.split()))
+        rows.append([100.0 * len(p.findall(low)) / n for p in patterns])
+    return np.array(rows)
+
+
+def keyword_baseline(texts, themes: tuple[Theme, ...], min_rate: float = 0.5) -> np.ndarray:
+    """Assign a theme when its seed terms make up at least `min_rate` per 100 words."""
+    return keyword_scores(texts, themes) >= min_rate
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------
+
+def label_matrix(labels: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
+    return np.array([[int(k in ts) for k in keys] for ts in labels["themes"]], dtype=int)
+
+
+def training_fingerprint(docs: pd.DataFrame, labels: pd.DataFrame, clf: ThemeClassifier) -> str:
+    h = hashlib.sha256()
+    for sid, text, lem in zip(docs["story_id"], docs["text"], docs["lemmas"]):
+        h.update(f"{sid}\x00{hashlib.sha256((text + lem).encode()).hexdigest()}".encode())
+    for sid, ts in zip(labels["story_id"], labels["themes"]):
+        h.update(f"{sid}:{';'.join(ts)}".encode())
+    h.update(repr((clf.themes, clf.C, clf.char_ngrams, clf.word_ngrams, clf.min_df, clf.seed)).encode())
+    return h.hexdigest()[:16]
+
+
+def train(train_docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings,
+          cache_path: Path | None = None) -> ThemeClassifier:
+    """Fit the classifier on labelled stories; reuse the saved model when nothing changed."""
+    keys = tuple(t.key for t in load_themes())
+    labels = labels.set_index("story_id").loc[train_docs["story_id"]].reset_index()
+    clf = ThemeClassifier(keys, seed=settings.seed)
+    fingerprint = training_fingerprint(train_docs, labels, clf)
+    cache_path = Path(cache_path or settings.out_dir / "models" / "themes.joblib")
+    meta_path = cache_path.with_suffix(".json")
+    if cache_path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("fingerprint") == fingerprint:
+            return ThemeClassifier.load(cache_path)
+    Y = label_matrix(labels, keys)
+    clf.fit(train_docs, Y)
+    import sklearn
+
+    clf.save(cache_path, {
+        "fingerprint": fingerprint, "themes": list(keys), "n_train": len(train_docs),
+        "positives_per_theme": dict(zip(keys, Y.sum(axis=0).tolist())),
+        "thresholds": dict(zip(keys, clf.thresholds_.round(3).tolist())),
+        "params": {"C": clf.C, "char_ngrams": clf.char_ngrams, "word_ngrams": clf.word_ngrams,
+                   "min_df": clf.min_df, "seed": clf.seed},
+        "sklearn_version": sklearn.__version__,
+        "training_stories": train_docs["story_id"].tolist(),
+    })
+    return clf
+
+
+def classify(docs: pd.DataFrame, clf: ThemeClassifier, editor_labels: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The themes table: story_id, main_theme, themes (';'-joined), flag, terms, p_<key> per theme.
+
+    Stories an editor labelled (editor_labels: story_id, themes list) keep those labels.
+    """
+    keys = clf.themes
+    P = clf.predict_proba(docs) if len(docs) else np.zeros((0, len(keys)))
+    assigned = P >= clf.thresholds_
+    explanations = {j: clf.explain(docs, j) for j in range(len(keys))} if len(docs) else {}
+    editor = {} if editor_labels is None else dict(zip(editor_labels["story_id"], editor_labels["themes"]))
+    rows = []
+    for i, sid in enumerate(docs["story_id"]):
+        if sid in editor:
+            themes = list(editor[sid])
+            flag = FLAG_EDITOR
+        else:
+            idx = [j for j in np.argsort(-P[i]) if assigned[i, j]]
+            themes = [keys[j] for j in idx]
+            flag = ""
+            if not themes:
+                flag = FLAG_NONE
+            elif P[i, idx[0]] - clf.thresholds_[idx[0]] < clf.unsure_margin:
+                flag = FLAG_UNSURE
+        terms = {k: explanations[keys.index(k)][i] for k in themes if k in keys}
+        row = {"story_id": sid, "main_theme": themes[0] if themes else "", "themes": ";".join(themes),
+               "flag": flag, "terms": "; ".join(f"{k}: {', '.join(v)}" for k, v in terms.items())}
+        row.update({f"p_{k}": round(float(P[i, j]), 4) for j, k in enumerate(keys)})
+        rows.append(row)
+    cols = ["story_id", "main_theme", "themes", "flag", "terms"] + [f"p_{k}" for k in keys]
+    return pd.DataFrame(rows, columns=cols)
