@@ -84,8 +84,14 @@ def cmd_ingest(settings: Settings) -> int:
 def cmd_analyze(settings: Settings) -> int:
     from .run import analyze, summary, write_outputs
 
+    from .review import ReviewSheetError
+
     start = time.monotonic()
-    run = analyze(settings)
+    try:
+        run = analyze(settings)
+    except ReviewSheetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     written = write_outputs(run, settings.out_dir)
     print(summary(run))
     print(f"analyze: done in {time.monotonic() - start:.1f}s; wrote {len(written)} files to {settings.out_dir}/")

@@ -130,9 +130,14 @@ def cluster_vectors(X: sp.csr_matrix, threshold: float, max_exact: int = 2500) -
     if n == 1:
         return np.zeros(1, dtype=int)
     if n <= max_exact:
-        model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+        # rows are L2-normalised (or empty): cosine distance = 1 - dot product; an empty row is
+        # at distance 1 from everything and so stays on its own
+        D = 1.0 - (X @ X.T).toarray()
+        np.clip(D, 0.0, 2.0, out=D)
+        np.fill_diagonal(D, 0.0)
+        model = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
                                         distance_threshold=threshold)
-        raw = model.fit_predict(X.toarray())
+        raw = model.fit_predict(D)
     else:
         raw = _leader_clusters(X, 1.0 - threshold)
     # renumber by first appearance so labels do not depend on the algorithm's numbering

@@ -50,6 +50,11 @@ class ThemeEvaluation:
     errors: pd.DataFrame = field(repr=False, default=None)
 
 
+def make_classifier(keys, settings: Settings, **params) -> ThemeClassifier:
+    """The classifier configuration that `analyze` uses, so evaluation measures the same model."""
+    return ThemeClassifier(keys, seed=settings.seed, **params)
+
+
 def evaluate_themes(docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings,
                     folds: int = 5, repeats: int = 3) -> ThemeEvaluation:
     """Repeated multilabel-stratified k-fold CV of the classifier and the keyword baseline.
@@ -73,18 +78,20 @@ def evaluate_themes(docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings
     for rep in range(repeats):
         pred = np.zeros_like(Y)
         proba = np.zeros(Y.shape, dtype=float)
+        main_pred = [""] * len(docs)
         splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=settings.seed + rep)
         for tr, te in splitter.split(np.zeros(len(docs)), Y):
-            clf = ThemeClassifier(keys, seed=settings.seed).fit(docs.iloc[tr], Y[tr])
+            clf = make_classifier(keys, settings).fit(docs.iloc[tr], Y[tr], [gold_main[i] for i in tr])
             proba[te] = clf.predict_proba(docs.iloc[te])
             pred[te] = proba[te] >= clf.thresholds_
+            for i, order in zip(te, clf.order_assigned(proba[te], clf.main_scores(docs.iloc[te], proba[te]))):
+                main_pred[i] = keys[order[0]] if order else ""
         results.append(multilabel_scores(Y, pred, keys))
         hits = []
         for i, gm in enumerate(gold_main):
             if not gm:
                 continue
-            chosen = [j for j in np.argsort(-proba[i]) if pred[i, j]]
-            pm = keys[chosen[0]] if chosen else keys[int(np.argmax(proba[i]))]
+            pm = main_pred[i]
             hits.append(pm == gm)
             if pm != gm:
                 confusion[(gm, pm)] += 1

@@ -158,6 +158,11 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
             start += 1
         while end > start and text[end - 1].isspace():
             end -= 1
+        # an opening quote that the splitter left at the end belongs to the next sentence
+        while end > start + 1 and text[end - 1] in "“‘„\"'" and text[end - 2].isspace():
+            end -= 1
+            while end > start and text[end - 1].isspace():
+                end -= 1
         if start >= end:
             continue
         block_start = text.rfind("\n\n", 0, start)

@@ -35,6 +35,7 @@ class RunResult:
     draft: dict
     timings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    editor: object = None
 
 
 @dataclass
@@ -80,7 +81,12 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
                 timings[name] = timings.get(name, 0.0) + time.monotonic() - self.t
         return _T()
 
+    from .review import EditorInput, read_editor_sheet
+
     period = period or Period(settings.since, settings.until)
+    if editor is None:
+        editor = read_editor_sheet(settings.review_file)  # raises before anything is written
+    notes += editor.problems
     with timed("ingest"):
         result = ingest(settings, echo=echo)
     stories = select_period(result.stories, period.since, period.until)
@@ -91,18 +97,16 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
         training = load_training(settings, nlp, result)
 
     # --- themes ---------------------------------------------------------------------------
-    labels = training.labels
-    if editor is not None and not editor.themes.empty:
-        labels = _apply_theme_corrections(labels, editor.themes)
+    labels = _apply_theme_corrections(training.labels, editor.themes)
     with timed("themes"):
-        train_docs = theme_stage.story_documents(training.stories, training.sentences)
-        clf = theme_stage.train(train_docs, labels[labels["story_id"].isin(train_docs["story_id"])], settings)
         docs = theme_stage.story_documents(stories, sentences)
-        editor_labels = labels[labels["story_id"].isin(set(stories["story_id"]))]
-        if editor is not None and not editor.themes.empty:
-            extra = editor.themes[~editor.themes["story_id"].isin(editor_labels["story_id"])]
-            editor_labels = pd.concat([editor_labels[["story_id", "themes"]], extra[["story_id", "themes"]]])
-        themes = theme_stage.classify(docs, clf, editor_labels[["story_id", "themes"]])
+        train_docs = theme_stage.story_documents(training.stories, training.sentences)
+        # editor's corrections of stories outside the bundled corpus become training labels too
+        extra = labels[~labels["story_id"].isin(train_docs["story_id"]) & labels["story_id"].isin(docs["story_id"])]
+        train_docs = pd.concat([train_docs, docs[docs["story_id"].isin(extra["story_id"])]], ignore_index=True)
+        clf = theme_stage.train(train_docs, labels[labels["story_id"].isin(train_docs["story_id"])], settings)
+        editor_labels = labels[labels["story_id"].isin(set(stories["story_id"]))][["story_id", "themes"]]
+        themes = theme_stage.classify(docs, clf, editor_labels)
 
     # --- factors ----------------------------------------------------------------------------
     with timed("factors"):
@@ -113,11 +117,13 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     with timed("cluster"):
         clustered = cluster_stage.cluster_factors(factors, stories, threshold=settings.cluster_threshold)
         clusters, members = clustered.clusters, clustered.members
-        if editor is not None:
-            from .review import apply_verdicts
+        from .review import apply_verdicts, refresh_support
 
-            clusters, members, review_notes = apply_verdicts(clusters, members, editor.verdicts)
-            notes += review_notes
+        clusters, members, review_notes = apply_verdicts(clusters, members, editor.verdicts)
+        attrs = dict(clusters.attrs)
+        clusters = refresh_support(clusters, members, stories)
+        clusters.attrs.update(attrs)
+        notes += review_notes
     previous, fading = None, None
     prev_period = period.previous()
     if prev_period is not None:
@@ -133,7 +139,9 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     with timed("draft"):
         draft = build_draft(clusters, members, stories, themes, period=period, previous=previous,
                             top_n=settings.top_n, fading=fading)
-    return RunResult(settings, result, stories, sentences, themes, factors, clusters, members, draft, timings, notes)
+    run = RunResult(settings, result, stories, sentences, themes, factors, clusters, members, draft, timings, notes)
+    run.editor = editor
+    return run
 
 
 def _similarity(a: list[str], b: list[str]):
@@ -143,10 +151,14 @@ def _similarity(a: list[str], b: list[str]):
 
 
 def _apply_theme_corrections(labels: pd.DataFrame, corrections: pd.DataFrame) -> pd.DataFrame:
-    """Editor theme corrections replace gold labels and add labels for new stories."""
+    """Editor theme corrections replace gold labels and add labels for other stories."""
+    if corrections is None or corrections.empty:
+        return labels
     corrected = dict(zip(corrections["story_id"], corrections["themes"]))
     out = labels.copy()
     out["themes"] = [corrected.get(s, t) for s, t in zip(out["story_id"], out["themes"])]
+    new = corrections[~corrections["story_id"].isin(out["story_id"])]
+    out = pd.concat([out, new.assign(form="", origin="editor")], ignore_index=True)
     out["main_theme"] = [t[0] if t else "" for t in out["themes"]]
     return out
 
@@ -160,6 +172,8 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
     from .render.markdown import render_markdown
 
     out = Path(out_dir)
+    from .review import review_tables, write_review
+
     written = [
         write_parquet(out / "stories.parquet", run.stories),
         write_csv(out / "ingest-report.csv", run.ingest.report),
@@ -173,6 +187,8 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
         write_text(out / "rode-draad.html", render_html(run.draft)),
         write_bytes(out / "rode-draad.docx", render_docx(run.draft)),
     ]
+    written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor), out)
+    write_text(out / "run-summary.txt", summary(run) + "\n")
     return written
 
 

@@ -25,6 +25,7 @@ class Settings:
     out_dir: Path = ROOT / "build"
     models_dir: Path = ROOT / "models"
     regions_file: Path = DATA_DIR / "regions.yaml"
+    review_file: Path = ROOT / "corpus" / "review" / "review.xlsx"  # the editor's sheet; only read
 
     # --- period of stories analysed (inclusive); None = open ------------------------------
     since: date | None = None
@@ -55,7 +56,7 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         """A copy with the given fields changed; None values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in ("corpus_dir", "annotations_dir", "out_dir", "reference_file", "models_dir"):
+        for key in ("corpus_dir", "annotations_dir", "out_dir", "reference_file", "models_dir", "review_file"):
             if key in changes:
                 changes[key] = Path(changes[key])
         return dataclasses.replace(self, **changes)
@@ -66,7 +67,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "Settings":
-        """Defaults, overridden by RD_CORPUS, RD_OUT, RD_SINCE, RD_UNTIL, RD_SPACY_MODEL."""
+        """Defaults, overridden by RD_CORPUS, RD_OUT, RD_SINCE, RD_UNTIL, RD_SPACY_MODEL, RD_REVIEW."""
         env = os.environ if environ is None else environ
         s = cls()
         return s.replace(
@@ -75,6 +76,7 @@ class Settings:
             since=parse_bound(env.get("RD_SINCE"), start=True),
             until=parse_bound(env.get("RD_UNTIL"), start=False),
             spacy_model=env.get("RD_SPACY_MODEL") or None,
+            review_file=env.get("RD_REVIEW") or None,
         )
 
 

@@ -66,12 +66,14 @@ class ThemeClassifier:
     min_df: int = 2
     threshold_folds: int = 4
     unsure_margin: float = 0.1
+    main_model: bool = True
     seed: int = 20221
 
     # learned
     word_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     models_: list | None = field(default=None, repr=False)
+    main_model_: LogisticRegression | None = field(default=None, repr=False)
     thresholds_: np.ndarray | None = None
     n_train_: int = 0
 
@@ -106,12 +108,21 @@ class ThemeClassifier:
         return np.column_stack(cols)
 
     # -- API --------------------------------------------------------------------------------
-    def fit(self, docs: pd.DataFrame, Y: np.ndarray) -> "ThemeClassifier":
-        """Train on story documents (see `story_documents`) and a 0/1 matrix stories x themes."""
+    def fit(self, docs: pd.DataFrame, Y: np.ndarray, main=None) -> "ThemeClassifier":
+        """Train on story documents (see `story_documents`), a 0/1 matrix stories x themes and,
+        optionally, each story's main theme ("" for none), which trains the main-theme model."""
         Y = np.asarray(Y, dtype=int)
         self.thresholds_ = self._cv_thresholds(docs, Y)
         self._fit_vectorizers(docs)
-        self.models_ = self._fit_models(self._features(docs), Y)
+        X = self._features(docs)
+        self.models_ = self._fit_models(X, Y)
+        self.main_model_ = None
+        if self.main_model and main is not None:
+            main = np.asarray(main, dtype=object)
+            has = main != ""
+            if len(set(main[has])) > 1:
+                self.main_model_ = LogisticRegression(C=self.C, max_iter=3000, random_state=self.seed)
+                self.main_model_.fit(X[np.flatnonzero(has)], main[has])
         self.n_train_ = len(docs)
         return self
 
@@ -138,6 +149,26 @@ class ThemeClassifier:
 
     def predict(self, docs: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(docs) >= self.thresholds_
+
+    def main_scores(self, docs: pd.DataFrame, P: np.ndarray | None = None) -> np.ndarray:
+        """Per story and theme, the score that decides the main theme among assigned themes:
+        the main-theme model's probability when there is one, else the theme probability."""
+        if P is None:
+            P = self.predict_proba(docs)
+        if self.main_model_ is None:
+            return P
+        M = self.main_model_.predict_proba(self._features(docs))
+        out = np.zeros_like(P)
+        for c, k in enumerate(self.main_model_.classes_):
+            if k in self.themes:
+                out[:, self.themes.index(k)] = M[:, c]
+        return out
+
+    def order_assigned(self, P: np.ndarray, S: np.ndarray) -> list[list[int]]:
+        """Assigned theme indices per story, main theme first (by main score, then probability)."""
+        assigned = P >= self.thresholds_
+        return [sorted(np.flatnonzero(assigned[i]).tolist(), key=lambda j: (-S[i, j], -P[i, j]))
+                for i in range(P.shape[0])]
 
     def explain(self, docs: pd.DataFrame, theme_index: int, top: int = 5) -> list[list[str]]:
         """Per story, the lemma terms that pushed this theme's score up most (word features only)."""
@@ -233,7 +264,7 @@ def train(train_docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings,
         if meta.get("fingerprint") == fingerprint:
             return ThemeClassifier.load(cache_path)
     Y = label_matrix(labels, keys)
-    clf.fit(train_docs, Y)
+    clf.fit(train_docs, Y, labels["main_theme"].fillna("").tolist())
     import sklearn
 
     clf.save(cache_path, {
@@ -255,7 +286,7 @@ def classify(docs: pd.DataFrame, clf: ThemeClassifier, editor_labels: pd.DataFra
     """
     keys = clf.themes
     P = clf.predict_proba(docs) if len(docs) else np.zeros((0, len(keys)))
-    assigned = P >= clf.thresholds_
+    order = clf.order_assigned(P, clf.main_scores(docs, P)) if len(docs) else []
     explanations = {j: clf.explain(docs, j) for j in range(len(keys))} if len(docs) else {}
     editor = {} if editor_labels is None else dict(zip(editor_labels["story_id"], editor_labels["themes"]))
     rows = []
@@ -264,7 +295,7 @@ def classify(docs: pd.DataFrame, clf: ThemeClassifier, editor_labels: pd.DataFra
             themes = list(editor[sid])
             flag = FLAG_EDITOR
         else:
-            idx = [j for j in np.argsort(-P[i]) if assigned[i, j]]
+            idx = order[i]
             themes = [keys[j] for j in idx]
             flag = ""
             if not themes:
