@@ -114,8 +114,9 @@ class PhraseVectorizer:
         blocks = [
             normalize(self.lemma_vectorizer_.transform(lt)) * self.w_lemma,
             normalize(self.char_vectorizer_.transform([" ".join(x) for x in zip(low, lt)])) * self.w_char,
-            normalize(concept_matrix([f"{a} {b}" for a, b in zip(low, lt)], self.concepts_)) * self.w_concept,
         ]
+        if self.concepts_:
+            blocks.append(normalize(concept_matrix([f"{a} {b}" for a, b in zip(low, lt)], self.concepts_)) * self.w_concept)
         return normalize(sp.hstack(blocks).tocsr())
 
     def fit_transform(self, texts, lemmas) -> sp.csr_matrix:

@@ -13,6 +13,7 @@ sheet, so the editor's work is never lost.
 """
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -330,35 +331,37 @@ def write_review(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
     from openpyxl.styles import Font, PatternFill
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    from .outputs import atomic_path, write_csv
+    from .outputs import write_bytes, write_csv
 
     out_dir = Path(out_dir)
     path = out_dir / "review.xlsx"
-    with atomic_path(path) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            for name, df in tables.items():
-                df.to_excel(writer, sheet_name=name, index=False)
-            fill = PatternFill("solid", fgColor="FFF2CC")
-            for name, editable in ((CLUSTER_SHEET, EDITOR_CLUSTER_COLUMNS), (STORY_SHEET, EDITOR_STORY_COLUMNS)):
-                ws = writer.sheets[name]
-                header = [c.value for c in ws[1]]
-                for c in ws[1]:
-                    c.font = Font(bold=True)
-                for col in editable:
-                    if col in header:
-                        j = header.index(col) + 1
-                        for row in ws.iter_rows(min_row=1, max_row=ws.max_row, min_col=j, max_col=j):
-                            row[0].fill = fill
-                ws.freeze_panes = "B2"
-            ws = writer.sheets[CLUSTER_SHEET]
-            header = [c.value for c in ws[1]]
-            if "oordeel" in header:
-                col = ws.cell(row=1, column=header.index("oordeel") + 1).column_letter
-                dv = DataValidation(type="list", formula1='"akkoord,afwijzen,splitsen"', allow_blank=True,
-                                    showErrorMessage=False)
-                dv.prompt = "akkoord, afwijzen, splitsen, of: samenvoegen met <cluster id>"
-                ws.add_data_validation(dv)
-                dv.add(f"{col}2:{col}{max(2, ws.max_row)}")
+    buf = io.BytesIO()
+    writer = pd.ExcelWriter(buf, engine="openpyxl")  # closed (saved) only when complete
+    for name, df in tables.items():
+        df.to_excel(writer, sheet_name=name, index=False)
+    fill = PatternFill("solid", fgColor="FFF2CC")
+    for name, editable in ((CLUSTER_SHEET, EDITOR_CLUSTER_COLUMNS), (STORY_SHEET, EDITOR_STORY_COLUMNS)):
+        ws = writer.sheets[name]
+        header = [c.value for c in ws[1]]
+        for c in ws[1]:
+            c.font = Font(bold=True)
+        for col in editable:
+            if col in header:
+                j = header.index(col) + 1
+                for row in ws.iter_rows(min_row=1, max_row=ws.max_row, min_col=j, max_col=j):
+                    row[0].fill = fill
+        ws.freeze_panes = "B2"
+    ws = writer.sheets[CLUSTER_SHEET]
+    header = [c.value for c in ws[1]]
+    if "oordeel" in header:
+        col = ws.cell(row=1, column=header.index("oordeel") + 1).column_letter
+        dv = DataValidation(type="list", formula1='"akkoord,afwijzen,splitsen"', allow_blank=True,
+                            showErrorMessage=False)
+        dv.prompt = "akkoord, afwijzen, splitsen, of: samenvoegen met <cluster id>"
+        ws.add_data_validation(dv)
+        dv.add(f"{col}2:{col}{max(2, ws.max_row)}")
+    writer.close()
+    write_bytes(path, buf.getvalue())
     written = [path]
     for name, df in tables.items():
         written.append(write_csv(out_dir / f"review-{name}.csv", df))
