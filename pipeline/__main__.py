@@ -44,6 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reported and skipped; input files are never modified.")
     _common(p)
 
+    p = sub.add_parser("evaluate", help="measure every stage under cross-validation; writes docs/evaluation.md",
+                       description="Cross-validated evaluation on the bundled, annotated corpus: themes (classifier "
+                                   "vs keyword baseline), factor extraction (model vs cue-word baseline, phrase "
+                                   "quality), clusters and draft against the 2022 reference lists (gold and "
+                                   "extracted input). Writes docs/evaluation.md and build/evaluation/.")
+    p.add_argument("--out", metavar="DIR", help="output folder for error lists (default: build)")
+    p.add_argument("--doc", metavar="FILE", default="docs/evaluation.md", help="report file (default: docs/evaluation.md)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3, help="repeats of the theme cross-validation (default 3)")
+    p.add_argument("--quiet", action="store_true")
+
     p = sub.add_parser("corpus", help="the bundled corpus: validate annotations, write statistics",
                        description="Work with the bundled, annotated corpus in corpus/.")
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
@@ -133,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_analyze(settings)
         if args.command == "corpus":
             return cmd_corpus(args, settings)
+        if args.command == "evaluate":
+            from .evaluate import run_evaluation, write_evaluation
+
+            ev = run_evaluation(settings, folds=args.folds, repeats=args.repeats)
+            for path in write_evaluation(ev, settings, args.doc):
+                print(f"wrote {path}")
+            return 0
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

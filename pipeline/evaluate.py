@@ -171,3 +171,311 @@ def cluster_agreement(members: pd.DataFrame, member_refs: pd.Series) -> float:
     if mask.sum() < 2:
         return 0.0
     return float(adjusted_rand_score(member_refs[mask].astype(str), members["cluster_id"][mask]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Factor extraction under cross-validation
+# ---------------------------------------------------------------------------------------------
+
+def span_scores(pred_units: pd.DataFrame, gold: pd.DataFrame) -> dict:
+    """Precision, recall, F1 per polarity of predicted units against gold evidence spans.
+
+    A predicted unit is correct when it overlaps a gold span of the same polarity in the same
+    story; a gold span is found when a predicted unit of its polarity overlaps it.
+    """
+    from .factors import overlap
+
+    out = {}
+    for pol in ("succes", "knelpunt"):
+        P = pred_units[pred_units["polarity"] == pol]
+        G = gold[gold["polarity"] == pol]
+        gp = {s: list(zip(g["start"], g["end"])) for s, g in G.groupby("story_id")}
+        pp = {s: list(zip(g["start"], g["end"])) for s, g in P.groupby("story_id")}
+        tp_p = sum(any(overlap(a, b, c, d) for c, d in gp.get(s, [])) for s, a, b in zip(P["story_id"], P["start"], P["end"]))
+        tp_r = sum(any(overlap(a, b, c, d) for c, d in pp.get(s, [])) for s, a, b in zip(G["story_id"], G["start"], G["end"]))
+        p = tp_p / len(P) if len(P) else 0.0
+        r = tp_r / len(G) if len(G) else 0.0
+        out[pol] = {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                    "predicted": int(len(P)), "gold": int(len(G))}
+    return out
+
+
+def lemma_f1(a: str, b: str) -> float:
+    """F1 of the lemma bags of two phrases (stop words excluded)."""
+    from .cluster import dutch_stop_words
+
+    stop = dutch_stop_words()
+    x = [w for w in a.lower().split() if w not in stop]
+    y = [w for w in b.lower().split() if w not in stop]
+    if not x or not y:
+        return 0.0
+    common = sum(min(x.count(w), y.count(w)) for w in set(x))
+    if not common:
+        return 0.0
+    p, r = common / len(x), common / len(y)
+    return 2 * p * r / (p + r)
+
+
+@dataclass
+class FactorEvaluation:
+    folds: int
+    n_stories: int
+    n_gold: int
+    model: dict
+    baseline: dict
+    phrase_lemma_f1: float
+    n_phrases: int
+    predictions: pd.DataFrame = field(repr=False, default=None)  # out-of-fold factor rows
+    errors: pd.DataFrame = field(repr=False, default=None)
+
+
+def evaluate_factors(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, settings: Settings,
+                     nlp=None, folds: int = 5) -> FactorEvaluation:
+    """Grouped k-fold CV by story: the factor model never sees the story it is judged on."""
+    from sklearn.model_selection import GroupKFold
+
+    from . import factors as F
+
+    spans = F.gold_spans(stories, gold)
+    units = F.make_units(sentences)
+    units = units[units["block_type"] != "heading"].reset_index(drop=True)
+    y = F.unit_labels(units, spans)
+    pred = np.array(["none"] * len(units), dtype=object)
+    conf = np.zeros(len(units))
+    order = sorted(units["story_id"].unique())
+    group_index = {s: i % folds for i, s in enumerate(np.random.default_rng(settings.seed).permutation(order))}
+    groups = units["story_id"].map(group_index)
+    for k in range(folds):
+        te = np.flatnonzero(groups == k)
+        tr = np.flatnonzero(groups != k)
+        model = F.FactorModel(seed=settings.seed).fit(units.iloc[tr], y[tr])
+        pred[te], conf[te] = model.predict(units.iloc[te])
+    predicted = units.assign(polarity=pred, confidence=conf)
+    predicted = predicted[predicted["polarity"] != "none"]
+    base = units.assign(polarity=F.cue_baseline(units))
+    base = base[base["polarity"] != "none"]
+    # phrase quality: condensed phrase vs the gold phrase of the gold factor it matches
+    texts, gold_phrases = [], []
+    by_story = {s: g for s, g in spans.groupby("story_id")}
+    for r in predicted.itertuples(index=False):
+        g = by_story.get(r.story_id)
+        if g is None:
+            continue
+        hits = g[(g["polarity"] == r.polarity) & (g["start"] < r.end) & (g["end"] > r.start)]
+        if len(hits):
+            texts.append(r.text)
+            gold_phrases.append(hits.iloc[0]["phrase"])
+    condensed = F.condense_all(texts, nlp)
+    gold_lemmas = [l for _, l in F.condense_all(gold_phrases, nlp)] if nlp is not None else [g.lower() for g in gold_phrases]
+    scores = [lemma_f1(c[1], g) for c, g in zip(condensed, gold_lemmas)]
+    err = predicted.merge(units[["story_id", "start"]].assign(gold=y)[["story_id", "start", "gold"]], on=["story_id", "start"])
+    missed = units.assign(gold=y, pred=pred)
+    missed = missed[(missed["gold"] != "none") & (missed["pred"] == "none")]
+    errors = pd.concat([err[err["gold"] != err["polarity"]].assign(kind="spurious or wrong polarity"),
+                        missed.assign(kind="missed", polarity=missed["gold"])], ignore_index=True)
+    return FactorEvaluation(folds, len(order), len(spans), span_scores(predicted, spans), span_scores(base, spans),
+                            float(np.mean(scores)) if scores else 0.0, len(scores),
+                            predicted.reset_index(drop=True),
+                            errors[["story_id", "start", "end", "text", "polarity", "gold", "kind"]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Clusters against the reference lists, with gold and with extracted factors
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ClusterEvaluation:
+    source: str
+    n_factors: int
+    n_clusters: int
+    recall: float
+    per_theme: dict
+    ari: float
+    n_recovered: int
+    n_references: int
+
+
+def _member_refs(members: pd.DataFrame, factors: pd.DataFrame) -> pd.Series:
+    key = factors.drop_duplicates(["story_id", "start", "end", "polarity"]).set_index(
+        ["story_id", "start", "end", "polarity"])["reference"]
+    return pd.Series([key.get((s, a, b, p)) for s, a, b, p in zip(members["story_id"], members["start"],
+                                                                   members["end"], members["polarity"])])
+
+
+def evaluate_clusters(factors: pd.DataFrame, stories: pd.DataFrame, references, settings: Settings,
+                      source: str, top: int = 8) -> ClusterEvaluation:
+    """Cluster `factors` (with a `reference` column) and compare with the reference lists."""
+    from .cluster import cluster_factors
+
+    result = cluster_factors(factors, stories, threshold=settings.cluster_threshold)
+    refs = _member_refs(result.members, factors)
+    rec = reference_recovery(result.clusters, result.members, refs, references, top=top)
+    return ClusterEvaluation(source, len(factors), len(result.clusters), rec["recall"], rec["per_theme"],
+                             cluster_agreement(result.members, refs), rec["n_recovered"], rec["n_references"])
+
+
+def gold_factor_table(stories: pd.DataFrame, gold: pd.DataFrame, labels: pd.DataFrame, nlp=None) -> pd.DataFrame:
+    """Gold annotations as a factors table (phrase = the gold phrase), for clustering."""
+    from . import factors as F
+
+    spans = F.gold_spans(stories, gold)
+    themes = dict(zip(labels["story_id"], labels["themes"].apply(";".join)))
+    lemmas = [l for _, l in F.condense_all(list(spans["phrase"]), nlp, max_words=40)] if nlp is not None \
+        else spans["phrase"].str.lower().tolist()
+    return spans.assign(phrase_lemmas=lemmas, sentence=spans["evidence"], themes=spans["story_id"].map(themes).fillna(""),
+                        sentence_index=-1)
+
+
+def extracted_factor_table(predicted: pd.DataFrame, stories: pd.DataFrame, gold: pd.DataFrame, labels: pd.DataFrame,
+                           nlp=None) -> pd.DataFrame:
+    """Out-of-fold extracted factors (condensed), each carrying the reference id of the gold span
+    of the same polarity it overlaps (or None), grouped by the stories' gold themes."""
+    from . import factors as F
+
+    spans = F.gold_spans(stories, gold)
+    by_story = {s: g for s, g in spans.groupby("story_id")}
+    refs = []
+    for r in predicted.itertuples(index=False):
+        g = by_story.get(r.story_id)
+        hit = None if g is None else g[(g["polarity"] == r.polarity) & (g["start"] < r.end) & (g["end"] > r.start)]
+        refs.append(hit.iloc[0]["reference"] if hit is not None and len(hit) else None)
+    condensed = F.condense_all(list(predicted["text"]), nlp)
+    themes = dict(zip(labels["story_id"], labels["themes"].apply(";".join)))
+    return predicted.assign(phrase=[c[0] for c in condensed], phrase_lemmas=[c[1] for c in condensed],
+                            reference=refs, sentence=predicted["text"],
+                            themes=predicted["story_id"].map(themes).fillna(""))
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole evaluation and its report
+# ---------------------------------------------------------------------------------------------
+
+TARGETS = {"theme_macro_f1": 0.85, "theme_main_accuracy": 0.90, "theme_margin": 0.10,
+           "factor_f1": 0.75, "factor_margin": 0.15, "cluster_recall": 0.8, "cluster_ari": 0.6}
+
+
+@dataclass
+class Evaluation:
+    themes: ThemeEvaluation
+    factors: FactorEvaluation
+    clusters_gold: ClusterEvaluation
+    clusters_extracted: ClusterEvaluation
+    n_stories: int
+    model: str
+    seconds: float
+
+
+def run_evaluation(settings: Settings, folds: int = 5, repeats: int = 3, echo=print) -> Evaluation:
+    import time
+
+    from .corpus import load_annotations, load_reference
+    from .ingest import ingest
+    from .nlp import load, parse_stories
+    from .themes import story_documents
+
+    start = time.monotonic()
+    corpus = settings.replace(corpus_dir=Settings().corpus_dir)
+    stories = ingest(corpus, echo=None).stories
+    labels, gold = load_annotations(corpus)
+    stories = stories[stories["story_id"].isin(labels["story_id"])].reset_index(drop=True)
+    nlp = load(settings)
+    sentences = parse_stories(stories, settings, nlp)
+    echo(f"evaluate: {len(stories)} annotated stories parsed; themes ({folds}-fold x {repeats}) ...")
+    themes = evaluate_themes(story_documents(stories, sentences), labels, settings, folds=folds, repeats=repeats)
+    echo("evaluate: factors ...")
+    factors = evaluate_factors(stories, sentences, gold, settings, nlp, folds=folds)
+    echo("evaluate: clusters ...")
+    refs = load_reference(settings.reference_file)
+    cg = evaluate_clusters(gold_factor_table(stories, gold, labels, nlp), stories, refs, settings, "gold")
+    ce = evaluate_clusters(extracted_factor_table(factors.predictions, stories, gold, labels, nlp), stories, refs,
+                           settings, "extracted")
+    model_name = f"{nlp.meta.get('lang')}_{nlp.meta.get('name')} {nlp.meta.get('version')}"
+    return Evaluation(themes, factors, cg, ce, len(stories), model_name, time.monotonic() - start)
+
+
+def _ok(value: float, target: float) -> str:
+    return "met" if value >= target - 1e-12 else "**not met**"
+
+
+def render_evaluation(ev: Evaluation, settings: Settings) -> str:
+    import platform
+
+    from .settings import load_themes
+
+    t, f = ev.themes, ev.factors
+    names = {th.key: th.name for th in load_themes()}
+    lines = ["# Evaluation", "",
+             "Generated by `make evaluate` (`python -m pipeline evaluate`); do not edit by hand. Every figure is "
+             "measured on stories the model did not learn from: cross-validation over the bundled corpus, with "
+             "the models (and their thresholds) retrained inside each fold.", "",
+             f"- Corpus: {ev.n_stories} annotated stories; spaCy pipeline: {ev.model}; "
+             f"Python {platform.python_version()}; run time {ev.seconds:.0f} s", "",
+             "## Themes (stage 2)", "",
+             f"Repeated multilabel-stratified {t.folds}-fold cross-validation, {t.repeats} repeats (iterative "
+             "stratification); per-theme thresholds chosen by an inner cross-validation on each training part.", "",
+             "| | classifier | keyword baseline | target |", "|---|---:|---:|---|",
+             f"| macro-F1 | {t.classifier['macro_f1']:.3f} (sd {t.classifier['macro_f1_std']:.3f}) | {t.baseline['macro_f1']:.3f} | "
+             f">= {TARGETS['theme_macro_f1']}: {_ok(t.classifier['macro_f1'], TARGETS['theme_macro_f1'])} |",
+             f"| micro-F1 | {t.classifier['micro_f1']:.3f} | {t.baseline['micro_f1']:.3f} | |",
+             f"| main-theme accuracy | {t.main_accuracy:.3f} | {t.baseline_main_accuracy:.3f} | "
+             f">= {TARGETS['theme_main_accuracy']}: {_ok(t.main_accuracy, TARGETS['theme_main_accuracy'])} |",
+             f"| macro-F1 above baseline | {t.classifier['macro_f1'] - t.baseline['macro_f1']:+.3f} | | "
+             f">= {TARGETS['theme_margin']}: {_ok(t.classifier['macro_f1'] - t.baseline['macro_f1'], TARGETS['theme_margin'])} |",
+             "", "| theme | stories | precision | recall | F1 | baseline F1 |", "|---|---:|---:|---:|---:|---:|"]
+    for k, v in t.classifier["per_theme"].items():
+        b = t.baseline["per_theme"][k]
+        lines.append(f"| {names.get(k, k)} | {v['support']} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {b['f1']:.2f} |")
+    lines += ["", "Main themes mixed up most often (gold -> predicted, count over all repeats):", ""]
+    lines += [f"- {a} -> {b or '(none)'}: {n}" for a, b, n in t.confusions[:8]] or ["- none"]
+    lines += ["", "## Success factors and bottlenecks (stage 3)", "",
+              f"Grouped {f.folds}-fold cross-validation by story ({f.n_stories} stories, {f.n_gold} gold statements). "
+              "A predicted statement is correct when it overlaps a gold evidence span of the same polarity; a gold "
+              "span is found when a predicted statement of its polarity overlaps it.", "",
+              "| polarity | precision | recall | F1 | cue-word baseline F1 | F1 above baseline | target F1 >= 0.75 |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for pol in ("succes", "knelpunt"):
+        m, b = f.model[pol], f.baseline[pol]
+        lines.append(f"| {pol} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {b['f1']:.3f} | "
+                     f"{m['f1'] - b['f1']:+.3f} | {_ok(m['f1'], TARGETS['factor_f1'])} |")
+    lines += ["", f"Phrase quality: for {f.n_phrases} correctly detected statements, the lemma F1 between the "
+              f"condensed phrase and the gold phrase is **{f.phrase_lemma_f1:.3f}** (stop words excluded).", "",
+              "## Clusters and the draft (stages 4-5) against the 2022 reference lists", "",
+              f"Cluster threshold {settings.cluster_threshold} (cosine distance). Recall: share of each theme's published "
+              "success factors and bottlenecks recovered among its top 8 draft items of that polarity (an item recovers "
+              "a reference when more than half of its members carry that reference id). ARI: adjusted Rand index "
+              "between clusters and gold reference ids, over factors that carry one.", "",
+              "| input | factors | clusters | recall (top 8) | ARI | target |", "|---|---:|---:|---:|---:|---|"]
+    for c in (ev.clusters_gold, ev.clusters_extracted):
+        lines.append(f"| {c.source} | {c.n_factors} | {c.n_clusters} | {c.recall:.3f} ({c.n_recovered}/{c.n_references}) | "
+                     f"{c.ari:.3f} | recall >= 0.8: {_ok(c.recall, TARGETS['cluster_recall'])}; "
+                     f"ARI >= 0.6: {_ok(c.ari, TARGETS['cluster_ari'])} |")
+    lines += ["", "| theme | recall, gold input | recall, extracted |", "|---|---:|---:|"]
+    for k in names:
+        lines.append(f"| {names[k]} | {ev.clusters_gold.per_theme.get(k, 0):.2f} | {ev.clusters_extracted.per_theme.get(k, 0):.2f} |")
+    lines += ["", "Error lists for inspection (misclassified stories, missed and spurious statements) are written "
+              "to `build/evaluation/` and shown in `notebooks/04-evaluation.ipynb`.", ""]
+    return "\n".join(lines)
+
+
+def write_evaluation(ev: Evaluation, settings: Settings, doc_path) -> list:
+    import json
+    from pathlib import Path
+
+    from .outputs import write_csv, write_text
+
+    out = Path(settings.out_dir) / "evaluation"
+    written = [write_text(Path(doc_path), render_evaluation(ev, settings)),
+               write_csv(out / "theme-errors.csv", ev.themes.errors),
+               write_csv(out / "factor-errors.csv", ev.factors.errors),
+               write_csv(out / "factor-predictions.csv", ev.factors.predictions)]
+    summary = {"themes": {"classifier": ev.themes.classifier, "baseline": ev.themes.baseline,
+                          "main_accuracy": ev.themes.main_accuracy, "baseline_main_accuracy": ev.themes.baseline_main_accuracy,
+                          "confusions": ev.themes.confusions},
+               "factors": {"model": ev.factors.model, "baseline": ev.factors.baseline,
+                           "phrase_lemma_f1": ev.factors.phrase_lemma_f1},
+               "clusters": {c.source: {"recall": c.recall, "per_theme": c.per_theme, "ari": c.ari,
+                                       "n_clusters": c.n_clusters, "n_factors": c.n_factors}
+                            for c in (ev.clusters_gold, ev.clusters_extracted)},
+               "targets": TARGETS, "n_stories": ev.n_stories, "model": ev.model}
+    written.append(write_text(out / "evaluation.json", json.dumps(summary, indent=2, ensure_ascii=False, default=float)))
+    return written

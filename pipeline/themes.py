@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 
 from .settings import Settings, Theme, load_themes
 
@@ -67,13 +68,14 @@ class ThemeClassifier:
     threshold_folds: int = 4
     unsure_margin: float = 0.1
     main_model: bool = True
+    seed_weight: float = 1.0  # weight of the seed-term rates (data/themes.yaml) as extra features
     seed: int = 20221
 
     # learned
     word_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     models_: list | None = field(default=None, repr=False)
-    main_model_: LogisticRegression | None = field(default=None, repr=False)
+    main_model_: OneVsRestClassifier | None = field(default=None, repr=False)
     thresholds_: np.ndarray | None = None
     n_train_: int = 0
 
@@ -87,8 +89,11 @@ class ThemeClassifier:
         self.char_vectorizer_.fit(docs["text"])
 
     def _features(self, docs: pd.DataFrame):
-        return sp.hstack([self.word_vectorizer_.transform(docs["lemmas"]),
-                          self.char_vectorizer_.transform(docs["text"])]).tocsr()
+        blocks = [self.word_vectorizer_.transform(docs["lemmas"]), self.char_vectorizer_.transform(docs["text"])]
+        if self.seed_weight:
+            rates = keyword_scores(docs["text"], load_themes())
+            blocks.append(sp.csr_matrix(np.log1p(rates) * self.seed_weight))
+        return sp.hstack(blocks).tocsr()
 
     def _fit_models(self, X, Y: np.ndarray) -> list:
         models = []
@@ -97,8 +102,8 @@ class ThemeClassifier:
             if y.min() == y.max():  # a theme without positive (or negative) examples
                 models.append(float(y[0]))
                 continue
-            m = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", max_iter=2000,
-                                   random_state=self.seed)
+            m = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", dual=True,
+                                   max_iter=5000, random_state=self.seed)
             models.append(m.fit(X, y))
         return models
 
@@ -121,7 +126,8 @@ class ThemeClassifier:
             main = np.asarray(main, dtype=object)
             has = main != ""
             if len(set(main[has])) > 1:
-                self.main_model_ = LogisticRegression(C=self.C, max_iter=3000, random_state=self.seed)
+                self.main_model_ = OneVsRestClassifier(LogisticRegression(
+                    C=self.C, solver="liblinear", dual=True, max_iter=5000, random_state=self.seed))
                 self.main_model_.fit(X[np.flatnonzero(has)], main[has])
         self.n_train_ = len(docs)
         return self
@@ -136,7 +142,8 @@ class ThemeClassifier:
         oof = np.zeros(Y.shape, dtype=float)
         folds = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=self.seed)
         for tr, te in folds.split(np.zeros(len(docs)), Y):
-            inner = ThemeClassifier(self.themes, self.C, self.char_ngrams, self.word_ngrams, self.min_df, seed=self.seed)
+            inner = ThemeClassifier(self.themes, self.C, self.char_ngrams, self.word_ngrams, self.min_df,
+                                    seed_weight=self.seed_weight, seed=self.seed)
             inner._fit_vectorizers(docs.iloc[tr])
             models = inner._fit_models(inner._features(docs.iloc[tr]), Y[tr])
             oof[te] = self._proba(models, inner._features(docs.iloc[te]))
