@@ -15,11 +15,22 @@ from .settings import Settings, parse_bound
 
 def _common(p: argparse.ArgumentParser, period: bool = True) -> None:
     p.add_argument("--corpus", metavar="DIR", help="folder of stories (default: corpus/stories)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: build)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: build; with a period: build/<period>)")
     if period:
         p.add_argument("--since", metavar="DATE", help="first date analysed: YYYY, YYYY-MM or YYYY-MM-DD")
         p.add_argument("--until", metavar="DATE", help="last date analysed: YYYY, YYYY-MM or YYYY-MM-DD")
+        p.add_argument("--period", metavar="P", help="a period instead of --since/--until: 2024, 2024H1, 2024Q3, 2024-03")
+    p.add_argument("--review", metavar="FILE", help="the editor's review sheet (default: corpus/review/review.xlsx)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+STAGE_HELP = {
+    "parse": "stage 1-2: ingest and parse with the Dutch spaCy pipeline (sentences.parquet)",
+    "themes": "stages up to themes: classify each story into the nine themes (themes.csv)",
+    "factors": "stages up to factors: success factors and bottlenecks with short phrases (factors.csv)",
+    "cluster": "stages up to clusters: group factors per theme and polarity (clusters.csv, review.xlsx)",
+    "draft": "all stages: the draft rode draad in Markdown, HTML, Word and JSON (same as analyze)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output folder: stories.parquet, ingest-report.csv and the outputs of the later "
                                    "stages.")
     _common(p)
+
+    for stage, text in STAGE_HELP.items():
+        p = sub.add_parser(stage, help=text, description=text + ". Earlier stages run too (their outputs are "
+                           "cached); every output up to this stage is written to the output folder.")
+        _common(p)
 
     p = sub.add_parser("ingest", help="stage 1: read story files into build/stories.parquet",
                        description="Read Markdown (with front matter), .txt, .html, .docx files and CSV/JSONL "
@@ -66,14 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    from .draft import Period, parse_period
+
     s = Settings.from_env()
-    return s.replace(
-        corpus_dir=getattr(args, "corpus", None),
-        out_dir=getattr(args, "out", None),
-        since=parse_bound(getattr(args, "since", None), start=True),
-        until=parse_bound(getattr(args, "until", None), start=False),
-        progress=False if getattr(args, "quiet", False) else None,
-    )
+    since = parse_bound(getattr(args, "since", None), start=True)
+    until = parse_bound(getattr(args, "until", None), start=False)
+    if getattr(args, "period", None):
+        p = parse_period(args.period)
+        since, until = p.since, p.until
+    out = getattr(args, "out", None)
+    s = s.replace(corpus_dir=getattr(args, "corpus", None), out_dir=out, since=since, until=until,
+                  review_file=getattr(args, "review", None),
+                  progress=False if getattr(args, "quiet", False) else None)
+    if (s.since or s.until) and getattr(args, "command", "") != "ingest":
+        s = s.replace(out_dir=s.out_dir / Period(s.since, s.until).label)  # build/<period>/
+    return s
 
 
 def cmd_ingest(settings: Settings) -> int:
@@ -92,14 +115,13 @@ def cmd_ingest(settings: Settings) -> int:
     return 0
 
 
-def cmd_analyze(settings: Settings) -> int:
-    from .run import analyze, summary, write_outputs
-
+def cmd_analyze(settings: Settings, until: str = "draft") -> int:
     from .review import ReviewSheetError
+    from .run import analyze, summary, write_outputs
 
     start = time.monotonic()
     try:
-        run = analyze(settings)
+        run = analyze(settings, until=until)
     except ReviewSheetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -131,6 +153,8 @@ def cmd_corpus(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .nlp import ModelNotAvailable
+
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
@@ -142,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ingest(settings)
         if args.command == "analyze":
             return cmd_analyze(settings)
+        if args.command in STAGE_HELP:
+            return cmd_analyze(settings, until=args.command)
         if args.command == "corpus":
             return cmd_corpus(args, settings)
         if args.command == "evaluate":
@@ -151,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             for path in write_evaluation(ev, settings, args.doc):
                 print(f"wrote {path}")
             return 0
+    except ModelNotAvailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

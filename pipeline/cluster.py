@@ -175,7 +175,8 @@ def _leader_clusters(X: sp.csr_matrix, min_sim: float, chunk: int = 512) -> np.n
 
 
 def stable_cluster_id(members: pd.DataFrame) -> str:
-    keys = sorted(f"{s}:{a}:{b}" for s, a, b in zip(members["story_id"], members["start"], members["end"]))
+    """'c' + a hash of the members' story ids and offsets: the same members give the same id."""
+    keys = sorted(f"{s}:{int(a)}:{int(b)}" for s, a, b in zip(members["story_id"], members["start"], members["end"]))
     return "c" + hashlib.sha1("\n".join(keys).encode()).hexdigest()[:10]
 
 
@@ -206,7 +207,8 @@ def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: flo
     """Cluster factors (with columns story_id, start, end, polarity, phrase, phrase_lemmas,
     sentence, themes) per theme and polarity; `stories` gives region and date for support."""
     per_theme = assign_themes(factors)
-    meta = stories.set_index("story_id")[["region", "date"]]
+    region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
+    date_of = dict(zip(stories["story_id"], stories["date"]))
     cluster_rows, member_rows = [], []
     for (theme, polarity), group in per_theme.groupby(["theme", "polarity"], sort=True):
         group = group.sort_values(["story_id", "start", "end"], kind="stable").reset_index(drop=True)
@@ -216,31 +218,39 @@ def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: flo
         labels = cluster_vectors(X, threshold, max_exact=max_exact)
         X_lemma = vec.lemma_vectorizer_.transform(vec._lemma_text(group["phrase_lemmas"]))
         names = vec.lemma_vectorizer_.get_feature_names_out()
-        for k in range(labels.max() + 1 if len(labels) else 0):
-            idx = np.flatnonzero(labels == k)
-            members = group.iloc[idx]
-            sims = (X[idx] @ X[idx].T).toarray()
-            centrality = sims.mean(axis=1) if len(idx) > 1 else np.ones(1)
-            order = sorted(range(len(idx)), key=lambda i: (-round(centrality[i], 6), len(members["phrase"].iloc[i]),
-                                                           members["story_id"].iloc[i]))
-            cid = stable_cluster_id(members)
-            regions = sorted({r for r in meta.reindex(members["story_id"])["region"].fillna("") if r})
-            dates = meta.reindex(members["story_id"])["date"].dropna()
+        sids = group["story_id"].tolist()
+        phrases = group["phrase"].tolist()
+        starts, ends = group["start"].astype(int).tolist(), group["end"].astype(int).tolist()
+        sent_idx = group["sentence_index"].fillna(-1).astype(int).tolist() if "sentence_index" in group else [-1] * len(group)
+        sentences = group["sentence"].fillna("").tolist() if "sentence" in group else [""] * len(group)
+        order_all = np.argsort(labels, kind="stable")
+        bounds = np.flatnonzero(np.diff(labels[order_all])) + 1
+        for idx in np.split(order_all, bounds) if len(order_all) else []:
+            if len(idx) > 1:
+                sims = (X[idx] @ X[idx].T).toarray()
+                centrality = sims.mean(axis=1)
+            else:
+                centrality = np.ones(1)
+            order = sorted(range(len(idx)), key=lambda i: (-round(float(centrality[i]), 6), len(phrases[idx[i]]),
+                                                           sids[idx[i]], starts[idx[i]]))
+            keys = sorted(f"{sids[i]}:{starts[i]}:{ends[i]}" for i in idx)
+            cid = "c" + hashlib.sha1("\n".join(keys).encode()).hexdigest()[:10]
+            story_set = sorted({sids[i] for i in idx})
+            regions = sorted({region_of.get(x, "") for x in story_set} - {""})
+            dates = [date_of.get(x) for x in story_set if pd.notna(date_of.get(x))]
             cluster_rows.append({
                 "cluster_id": cid, "theme": theme, "polarity": polarity,
-                "label": members["phrase"].iloc[order[0]],
+                "label": phrases[idx[order[0]]],
                 "keywords": ", ".join(_keywords(X_lemma, names, idx)),
-                "n_members": len(idx), "n_stories": members["story_id"].nunique(), "n_regions": len(regions),
+                "n_members": len(idx), "n_stories": len(story_set), "n_regions": len(regions),
                 "regions": "; ".join(regions),
-                "first_date": dates.min() if len(dates) else pd.NaT, "last_date": dates.max() if len(dates) else pd.NaT,
-                "story_ids": ";".join(sorted(set(members["story_id"]))),
+                "first_date": min(dates) if dates else pd.NaT, "last_date": max(dates) if dates else pd.NaT,
+                "story_ids": ";".join(story_set),
             })
             for i in order:
-                m = members.iloc[i]
-                member_rows.append({"cluster_id": cid, "theme": theme, "polarity": polarity, "story_id": m["story_id"],
-                                    "sentence_index": int(m.get("sentence_index", -1)) if pd.notna(m.get("sentence_index", -1)) else -1,
-                                    "start": int(m["start"]), "end": int(m["end"]), "phrase": m["phrase"],
-                                    "sentence": m.get("sentence", ""), "centrality": round(float(centrality[i]), 4)})
+                k = idx[i]
+                member_rows.append((cid, theme, polarity, sids[k], sent_idx[k], starts[k], ends[k], phrases[k],
+                                    sentences[k], round(float(centrality[i]), 4)))
     clusters = pd.DataFrame(cluster_rows, columns=CLUSTER_COLUMNS)
     members = pd.DataFrame(member_rows, columns=MEMBER_COLUMNS)
     return ClusterResult(clusters, members)

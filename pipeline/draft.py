@@ -93,10 +93,10 @@ def parse_period(text: str) -> Period:
     raise ValueError(f"cannot read period {text!r}: use e.g. 2024, 2024H1, 2024Q3 or 2024-03")
 
 
-def _quotes(members: pd.DataFrame, titles: dict, n: int = 3, max_chars: int = 240) -> list[dict]:
-    """Up to n short quotes from distinct stories, most central first."""
+def _quotes(members, titles: dict, n: int = 3, max_chars: int = 240) -> list[dict]:
+    """Up to n short quotes from distinct stories, most central first (members: records)."""
     out, seen = [], set()
-    for m in members.itertuples(index=False):
+    for m in members:
         if m.story_id in seen:
             continue
         text = str(m.sentence).strip()
@@ -133,18 +133,20 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
     period = period or Period(None, None)
     theme_defs = load_themes()
     titles = dict(zip(stories["story_id"], stories["title"]))
-    meta = stories.set_index("story_id")
+    region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
+    date_of = {s: _iso(d) for s, d in zip(stories["story_id"], stories["date"])}
     ranked = rank_clusters(clusters)
-    member_groups = {cid: g for cid, g in members.groupby("cluster_id", sort=False)}
+    member_lists: dict[tuple, list] = {}
+    for m in members.itertuples(index=False):
+        member_lists.setdefault((m.cluster_id, m.theme), []).append(m)
     out_themes = []
-    story_themes = themes.assign(list=themes["themes"].fillna("").str.split(";"))
+    theme_lists = [(s, [t for t in str(ts).split(";") if t]) for s, ts in zip(themes["story_id"], themes["themes"].fillna(""))]
     for t in theme_defs:
-        sids = [s for s, ts in zip(story_themes["story_id"], story_themes["list"]) if t.key in ts]
-        regions = sorted({r for r in meta.reindex(sids)["region"].fillna("") if r})
+        sids = [s for s, ts in theme_lists if t.key in ts]
+        regions = sorted({region_of.get(s, "") for s in sids} - {""})
         items = []
         for row in ranked[ranked["theme"] == t.key].itertuples(index=False):
-            g = member_groups.get(row.cluster_id, members.iloc[0:0])
-            g = g[g["theme"] == t.key] if "theme" in g else g
+            ms = member_lists.get((row.cluster_id, t.key), [])
             before = None if previous is None else previous.get((t.key, row.polarity, row.cluster_id), 0)
             items.append({
                 "cluster_id": row.cluster_id, "polarity": row.polarity, "rank": int(row.rank),
@@ -155,13 +157,12 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
                 "first_date": _iso(row.first_date), "last_date": _iso(row.last_date),
                 "previous_n_stories": before, "trend": trend_label(int(row.n_stories), before),
                 "verdict": getattr(row, "verdict", "") or "", "note": getattr(row, "note", "") or "",
-                "quotes": _quotes(g, titles),
+                "quotes": _quotes(ms, titles),
                 "members": [{"story_id": m.story_id, "title": titles.get(m.story_id, ""),
                              "sentence_index": int(m.sentence_index), "sentence": m.sentence,
                              "start": int(m.start), "end": int(m.end), "phrase": m.phrase,
-                             "region": str(meta.at[m.story_id, "region"]) if m.story_id in meta.index else "",
-                             "date": _iso(meta.at[m.story_id, "date"]) if m.story_id in meta.index else None}
-                            for m in g.itertuples(index=False)],
+                             "region": region_of.get(m.story_id, ""), "date": date_of.get(m.story_id)}
+                            for m in ms],
             })
         out_themes.append({"key": t.key, "name": t.name, "n_stories": len(sids), "regions": regions,
                            "n_regions": len(regions), "items": items,
@@ -174,8 +175,7 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
                    "last_story_date": _iso(dates.max()) if len(dates) else None},
         "top_n": top_n,
         "n_stories": int(len(stories)),
-        "unthemed_stories": [{"story_id": s, "title": titles.get(s, "")}
-                             for s, ts in zip(story_themes["story_id"], story_themes["themes"]) if not ts],
+        "unthemed_stories": [{"story_id": s, "title": titles.get(s, "")} for s, ts in theme_lists if not ts],
         "themes": out_themes,
     }
 

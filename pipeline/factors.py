@@ -396,10 +396,30 @@ def _reduce(doc, max_words: int) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, settings: Settings) -> FactorModel:
-    """Fit the factor model on the gold evidence spans of the annotated stories."""
+    """Fit the factor model on the gold evidence spans of the annotated stories.
+
+    The fitted model is cached under settings.cache_dir by a fingerprint of its training data and
+    parameters, so an unchanged corpus is not trained on again."""
+    import hashlib
+
+    import joblib
+
+    from .outputs import atomic_path
+
     units = make_units(sentences[sentences["story_id"].isin(gold["story_id"])])
     y = unit_labels(units, gold_spans(stories, gold))
-    return FactorModel(seed=settings.seed).fit(units, y)
+    model = FactorModel(seed=settings.seed)
+    h = hashlib.sha256(repr((model.C, model.seed, model.class_weight, model.use_chars, model.signal_weight)).encode())
+    for row in zip(units["story_id"], units["start"], units["end"], units["lemmas"], units["heading"], y):
+        h.update(repr(row).encode())
+    h.update((DATA_DIR / "cues.yaml").read_bytes())
+    path = Path(settings.cache_dir) / "models" / f"factors-{h.hexdigest()[:16]}.joblib"
+    if path.exists():
+        return joblib.load(path)
+    model.fit(units, y)
+    with atomic_path(path) as tmp:
+        joblib.dump(model, tmp)
+    return model
 
 
 def extract(stories: pd.DataFrame, sentences: pd.DataFrame, model: FactorModel, nlp=None,

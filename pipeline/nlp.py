@@ -205,7 +205,7 @@ def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir
     """Parse every story into the sentences table (see SENTENCE_COLUMNS), using the cache."""
     nlp = nlp or load(settings)
     stats = stats if stats is not None else ParseStats()
-    cache_dir = Path(cache_dir or settings.out_dir / "cache" / "sentences") / model_fingerprint(nlp)
+    cache_dir = Path(cache_dir or settings.cache_dir / "sentences") / model_fingerprint(nlp)
     cache_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, pd.DataFrame] = {}
     todo = []

@@ -58,14 +58,19 @@ def load_training(settings: Settings, nlp, target: IngestResult | None = None, t
     stories = target.stories if same else ingest(corpus_settings, echo=None).stories
     labels, gold = load_annotations(corpus_settings)
     stories = stories[stories["story_id"].isin(labels["story_id"])].reset_index(drop=True)
-    sentences = parse_stories(stories, corpus_settings.replace(out_dir=settings.out_dir), nlp)
+    sentences = parse_stories(stories, corpus_settings, nlp)
     return Training(stories, sentences, labels, gold)
 
 
-def analyze(settings: Settings, echo=print, period: Period | None = None, editor=None) -> RunResult:
-    """Run every stage over settings.corpus_dir for the period (settings.since/until).
+STAGES = ("ingest", "parse", "themes", "factors", "cluster", "draft")
 
-    `editor` is an optional `review.EditorInput` (verdicts and theme corrections).
+
+def analyze(settings: Settings, echo=print, period: Period | None = None, editor=None, until: str = "draft") -> RunResult:
+    """Run the stages over settings.corpus_dir for the period (settings.since/until), up to and
+    including `until` (one of STAGES); tables of later stages are returned empty.
+
+    `editor` is an optional `review.EditorInput` (verdicts and theme corrections); by default the
+    editor's sheet at settings.review_file is read (before anything is written).
     """
     from .nlp import load, parse_stories
 
@@ -90,11 +95,18 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     with timed("ingest"):
         result = ingest(settings, echo=echo)
     stories = select_period(result.stories, period.since, period.until)
+    empty = RunResult(settings, result, stories, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                      pd.DataFrame(), {}, timings, notes, editor)
+    if until == "ingest":
+        return empty
     with timed("load_model"):
         nlp = load(settings)
     with timed("parse"):
         sentences = parse_stories(stories, settings, nlp)
         training = load_training(settings, nlp, result)
+    if until == "parse":
+        empty.sentences = sentences
+        return empty
 
     # --- themes ---------------------------------------------------------------------------
     labels = _apply_theme_corrections(training.labels, editor.themes)
@@ -107,11 +119,17 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
         clf = theme_stage.train(train_docs, labels[labels["story_id"].isin(train_docs["story_id"])], settings)
         editor_labels = labels[labels["story_id"].isin(set(stories["story_id"]))][["story_id", "themes"]]
         themes = theme_stage.classify(docs, clf, editor_labels)
+    if until == "themes":
+        empty.sentences, empty.themes = sentences, themes
+        return empty
 
     # --- factors ----------------------------------------------------------------------------
     with timed("factors"):
         model = factor_stage.train(training.stories, training.sentences, training.gold_factors, settings)
         factors = factor_stage.extract(stories, sentences, model, nlp, themes)
+    if until == "factors":
+        empty.sentences, empty.themes, empty.factors = sentences, themes, factors
+        return empty
 
     # --- clusters and the draft --------------------------------------------------------------
     with timed("cluster"):
@@ -124,6 +142,10 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
         clusters = refresh_support(clusters, members, stories)
         clusters.attrs.update(attrs)
         notes += review_notes
+    if until == "cluster":
+        empty.sentences, empty.themes, empty.factors = sentences, themes, factors
+        empty.clusters, empty.members = clusters, members
+        return empty
     previous, fading = None, None
     prev_period = period.previous()
     if prev_period is not None:
@@ -139,9 +161,8 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     with timed("draft"):
         draft = build_draft(clusters, members, stories, themes, period=period, previous=previous,
                             top_n=settings.top_n, fading=fading)
-    run = RunResult(settings, result, stories, sentences, themes, factors, clusters, members, draft, timings, notes)
-    run.editor = editor
-    return run
+    return RunResult(settings, result, stories, sentences, themes, factors, clusters, members, draft, timings, notes,
+                     editor)
 
 
 def _similarity(a: list[str], b: list[str]):
@@ -174,39 +195,43 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
     out = Path(out_dir)
     from .review import review_tables, write_review
 
-    written = [
-        write_parquet(out / "stories.parquet", run.stories),
-        write_csv(out / "ingest-report.csv", run.ingest.report),
-        write_csv(out / "themes.csv", run.themes),
-        write_csv(out / "factors.csv", run.factors),
-        write_parquet(out / "factors.parquet", run.factors),
-        write_csv(out / "clusters.csv", run.clusters),
-        write_csv(out / "cluster-members.csv", run.members),
-        write_text(out / "draft.json", render_json(run.draft)),
-        write_text(out / "rode-draad.md", render_markdown(run.draft)),
-        write_text(out / "rode-draad.html", render_html(run.draft)),
-        write_bytes(out / "rode-draad.docx", render_docx(run.draft)),
-    ]
-    written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor), out)
-    write_text(out / "run-summary.txt", summary(run) + "\n")
+    written = [write_parquet(out / "stories.parquet", run.stories),
+               write_csv(out / "ingest-report.csv", run.ingest.report)]
+    if len(run.sentences):
+        written.append(write_parquet(out / "sentences.parquet", run.sentences))
+    if len(run.themes):
+        written.append(write_csv(out / "themes.csv", run.themes))
+    if len(run.factors.columns):
+        written += [write_csv(out / "factors.csv", run.factors), write_parquet(out / "factors.parquet", run.factors)]
+    if len(run.clusters.columns):
+        written += [write_csv(out / "clusters.csv", run.clusters), write_csv(out / "cluster-members.csv", run.members)]
+        written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor), out)
+    if run.draft:
+        written += [write_text(out / "draft.json", render_json(run.draft)),
+                    write_text(out / "rode-draad.md", render_markdown(run.draft)),
+                    write_text(out / "rode-draad.html", render_html(run.draft)),
+                    write_bytes(out / "rode-draad.docx", render_docx(run.draft))]
+    written.append(write_text(out / "run-summary.txt", summary(run) + "\n"))
     return written
 
 
 def summary(run: RunResult) -> str:
     """The run summary printed at the end of `analyze`."""
-    lines = [run.ingest.summary(),
-             f"stories analysed: {len(run.stories)}; sentences: {len(run.sentences)}"]
-    counts = {}
-    for ts in run.themes["themes"]:
-        for t in filter(None, str(ts).split(";")):
-            counts[t] = counts.get(t, 0) + 1
-    lines.append("themes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda x: -x[1])))
-    flags = run.themes["flag"].value_counts().to_dict()
-    if flags:
+    lines = [run.ingest.summary(), f"stories analysed: {len(run.stories)}"
+             + (f"; sentences: {len(run.sentences)}" if len(run.sentences) else "")]
+    if len(run.themes):
+        counts = {}
+        for ts in run.themes["themes"]:
+            for t in filter(None, str(ts).split(";")):
+                counts[t] = counts.get(t, 0) + 1
+        lines.append("themes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda x: -x[1])))
+        flags = run.themes["flag"].value_counts().to_dict()
         lines.append("theme flags: " + ", ".join(f"{k or 'ok'} {v}" for k, v in flags.items()))
-    pol = run.factors["polarity"].value_counts().to_dict()
-    lines.append(f"factors: {pol.get('succes', 0)} succes, {pol.get('knelpunt', 0)} knelpunt; "
-                 f"clusters: {len(run.clusters)}")
+    if len(run.factors.columns):
+        pol = run.factors["polarity"].value_counts().to_dict()
+        lines.append(f"factors: {pol.get('succes', 0)} succes, {pol.get('knelpunt', 0)} knelpunt")
+    if len(run.clusters.columns):
+        lines.append(f"clusters: {len(run.clusters)}")
     lines += run.notes
     lines.append("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in run.timings.items()))
     return "\n".join(lines)

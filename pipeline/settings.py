@@ -26,6 +26,7 @@ class Settings:
     models_dir: Path = ROOT / "models"
     regions_file: Path = DATA_DIR / "regions.yaml"
     review_file: Path = ROOT / "corpus" / "review" / "review.xlsx"  # the editor's sheet; only read
+    cache_dir: Path = ROOT / ".cache"  # parsed stories (by content hash) and trained models (by fingerprint)
 
     # --- period of stories analysed (inclusive); None = open ------------------------------
     since: date | None = None
@@ -56,7 +57,7 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         """A copy with the given fields changed; None values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in ("corpus_dir", "annotations_dir", "out_dir", "reference_file", "models_dir", "review_file"):
+        for key in ("corpus_dir", "annotations_dir", "out_dir", "reference_file", "models_dir", "review_file", "cache_dir"):
             if key in changes:
                 changes[key] = Path(changes[key])
         return dataclasses.replace(self, **changes)

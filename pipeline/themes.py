@@ -264,7 +264,7 @@ def train(train_docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings,
     labels = labels.set_index("story_id").loc[train_docs["story_id"]].reset_index()
     clf = ThemeClassifier(keys, seed=settings.seed)
     fingerprint = training_fingerprint(train_docs, labels, clf)
-    cache_path = Path(cache_path or settings.out_dir / "models" / "themes.joblib")
+    cache_path = Path(cache_path or settings.cache_dir / "models" / "themes.joblib")
     meta_path = cache_path.with_suffix(".json")
     if cache_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
