@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="repeats of the theme cross-validation (default 3)")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("notebooks", help="execute the research notebooks headless (executed copies in build/notebooks/)",
+                       description="Run notebooks/*.ipynb top to bottom on the outputs in the output folder (a run "
+                                   "of the pipeline is made first when there is none). Executed copies are written "
+                                   "to <out>/notebooks/; the stored notebooks stay without outputs.")
+    p.add_argument("--out", metavar="DIR", help="the run's output folder (default: build)")
+    p.add_argument("names", nargs="*", help="only these notebooks (e.g. 01-corpus)")
+
     p = sub.add_parser("corpus", help="the bundled corpus: validate annotations, write statistics",
                        description="Work with the bundled, annotated corpus in corpus/.")
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
@@ -170,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_analyze(settings, until=args.command)
         if args.command == "corpus":
             return cmd_corpus(args, settings)
+        if args.command == "notebooks":
+            from .notebooks import execute_notebooks
+
+            for path in execute_notebooks(settings.out_dir, settings.out_dir / "notebooks", args.names or None):
+                print(f"executed {path}")
+            return 0
         if args.command == "evaluate":
             from .evaluate import run_evaluation, write_evaluation
 
