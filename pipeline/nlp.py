@@ -37,8 +37,64 @@ class ModelNotAvailable(RuntimeError):
     """Neither the bundled model nor the selected spaCy package can be loaded."""
 
 
+class LemmaTables:
+    """spaCy's Dutch rule-lemmatizer tables (models/lemma-tables/), read once per process."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def load(cls, folder: Path) -> dict:
+        import gzip
+
+        key = str(folder)
+        if key not in cls._cache:
+            tables = {}
+            for name in ("exc", "index", "lookup", "rules"):
+                path = Path(folder) / f"nl_lemma_{name}.json.gz"
+                tables[name] = json.loads(gzip.open(path).read()) if path.exists() else {}
+            tables["index"] = {pos: set(words) for pos, words in tables["index"].items()}
+            cls._cache[key] = tables
+        return cls._cache[key]
+
+
+_REPAIR_POS = {"NOUN": "noun", "VERB": "verb", "AUX": "verb", "ADJ": "adj"}
+
+
+def repair_lemma(text: str, lemma: str, pos: str, tables: dict) -> str:
+    """A better lemma for a word the trained lemmatizer left unchanged, else `lemma`."""
+    low = text.lower()
+    kind = _REPAIR_POS.get(pos)
+    if kind is None or lemma.lower() != low:
+        return lemma
+    exc = tables["exc"].get(kind, {}).get(low)
+    if exc:
+        return exc[0]
+    found = tables["lookup"].get(low)
+    if found and found != low:
+        return found
+    index = tables["index"].get(kind, set())
+    for old, new in tables["rules"].get(kind, []):
+        if old and low.endswith(old):
+            candidate = low[: len(low) - len(old)] + new
+            if candidate in index:
+                return candidate
+    return lemma
+
+
 def _register_components():
     from spacy.language import Language
+
+    if not Language.has_factory("rd_lemma_repair"):
+        @Language.factory("rd_lemma_repair", default_config={"tables_dir": ""})
+        def make_lemma_repair(nlp, name, tables_dir: str):
+            tables = LemmaTables.load(Path(tables_dir))
+
+            def lemma_repair(doc):
+                for token in doc:
+                    token.lemma_ = repair_lemma(token.text, token.lemma_, token.pos_, tables)
+                return doc
+
+            return lemma_repair
 
     if not Language.has_factory("rd_block_boundaries"):
         @Language.component("rd_block_boundaries")
@@ -48,6 +104,21 @@ def _register_components():
                 if "\n\n" in token.text or "\n\n" in token.whitespace_:
                     doc[i + 1].is_sent_start = True
             return doc
+
+
+# Domain words the tokenizer must keep whole (added on load, so they hold for any Dutch pipeline).
+TOKENIZER_EXCEPTIONS = [
+    "mbo-1", "mbo-2", "mbo-3", "mbo-4", "Mbo-1", "Mbo-2", "MBO-1", "MBO-2", "wsp's", "Wsp's", "WSP's", "RMT's", "rmt's",
+    "ROC's", "roc's", "W&I", "w&i", "'s-Hertogenbosch", "’s-Hertogenbosch", "'s-Gravenhage", "bijv.", "Bijv.",
+    "o.a.", "m.b.v.", "i.s.m.", "t.b.v.", "d.w.z.", "e.d.", "z.g.a.n.", "cv's", "cv’s", "wsp’s", "RMT’s", "ROC’s",
+]
+
+
+def add_tokenizer_exceptions(nlp) -> None:
+    from spacy.symbols import ORTH
+
+    for text in TOKENIZER_EXCEPTIONS:
+        nlp.tokenizer.add_special_case(text, [{ORTH: text}])
 
 
 def model_choice(settings: Settings) -> str | Path:
@@ -80,6 +151,10 @@ def load(settings: Settings, *, with_entities: bool = True):
                 f"(`pip install {choice}`), or use the bundled model in models/nl_rode_draad "
                 f"(RD_SPACY_MODEL=bundled, the default).")
         nlp = spacy.load(choice)
+    add_tokenizer_exceptions(nlp)
+    tables_dir = settings.models_dir / "lemma-tables"
+    if tables_dir.exists() and "trainable_lemmatizer" in nlp.pipe_names:
+        nlp.add_pipe("rd_lemma_repair", after="trainable_lemmatizer", config={"tables_dir": str(tables_dir)})
     if "parser" in nlp.pipe_names:
         nlp.add_pipe("rd_block_boundaries", before="parser")
     elif "senter" in nlp.pipe_names:
