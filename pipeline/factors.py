@@ -30,7 +30,8 @@ from sklearn.linear_model import LogisticRegression
 from .settings import DATA_DIR, Settings
 
 LABELS = ("none", "succes", "knelpunt")
-UNIT_COLUMNS = ["story_id", "sentence_index", "unit", "start", "end", "text", "block_type", "heading", "lemmas"]
+UNIT_COLUMNS = ["story_id", "sentence_index", "unit", "start", "end", "text", "block_type", "heading", "lemmas",
+                "tokens"]
 FACTOR_COLUMNS = ["story_id", "sentence_index", "start", "end", "polarity", "confidence", "sentence", "phrase",
                   "phrase_lemmas", "themes"]
 
@@ -123,10 +124,14 @@ def split_units(sentence: str) -> list[tuple[int, int]]:
 def make_units(sentences: pd.DataFrame) -> pd.DataFrame:
     """The units table: one row per clause unit, with offsets in the story text."""
     rows = []
+    has_tokens = "tokens" in sentences.columns
     for rec in sentences.itertuples(index=False):
         spans = split_units(rec.text) if rec.block_type != "heading" else [(0, len(rec.text))]
+        toks = rec.tokens if has_tokens and isinstance(rec.tokens, str) else ""
         lemma_words = rec.lemmas.split()
         for u, (a, b) in enumerate(spans):
+            if not re.search(r"\w", rec.text[a:b]):
+                continue  # punctuation left over by the sentence splitter
             if len(spans) == 1:
                 lem = rec.lemmas
             else:  # share the sentence lemmas out in proportion to the unit's words
@@ -136,9 +141,27 @@ def make_units(sentences: pd.DataFrame) -> pd.DataFrame:
                 lo = round(len(lemma_words) * wa / max(1, n_words))
                 hi = round(len(lemma_words) * wb / max(1, n_words))
                 lem = " ".join(lemma_words[lo:hi])
+            unit_tokens = toks if len(spans) == 1 else _tokens_within(toks, rec.start + a, rec.start + b)
             rows.append((rec.story_id, rec.sentence_index, u, rec.start + a, rec.start + b, rec.text[a:b],
-                         rec.block_type, rec.heading, lem))
+                         rec.block_type, rec.heading, lem, unit_tokens))
     return pd.DataFrame(rows, columns=UNIT_COLUMNS)
+
+
+def parse_tokens(tokens: str) -> list[tuple[int, int, str, str, str, int]]:
+    """The `tokens` column (see nlp.SENTENCE_COLUMNS) as (start, end, lemma, pos, dep, head) tuples."""
+    out = []
+    for rec in tokens.split("\t") if tokens else []:
+        a, b, lemma, pos, dep, head = rec.rsplit(",", 5) if rec.count(",") > 5 else rec.split(",")
+        out.append((int(a), int(b), lemma, pos, dep, int(head)))
+    return out
+
+
+def _tokens_within(tokens: str, start: int, end: int) -> str:
+    """Token records of a sentence restricted to [start, end); heads re-indexed (-1 when outside)."""
+    toks = parse_tokens(tokens)
+    keep = [k for k, t in enumerate(toks) if start <= t[0] < end]
+    new_index = {k: i for i, k in enumerate(keep)}
+    return "\t".join(f"{t[0]},{t[1]},{t[2]},{t[3]},{t[4]},{new_index.get(t[5], -1)}" for t in (toks[k] for k in keep))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,16 +301,16 @@ def overlap(a0: int, a1: int, b0: int, b1: int) -> int:
 def unit_labels(units: pd.DataFrame, spans: pd.DataFrame) -> np.ndarray:
     """Gold polarity per unit: the polarity of the gold span covering most of it (>= 40% of the
     unit or >= 60% of the span), else 'none'."""
-    by_story = {sid: g for sid, g in spans.groupby("story_id")}
+    by_story: dict[str, list] = {}
+    for sid, a, b, pol in zip(spans["story_id"], spans["start"], spans["end"], spans["polarity"]):
+        by_story.setdefault(sid, []).append((int(a), int(b), pol))
     labels = []
-    for rec in units.itertuples(index=False):
-        g = by_story.get(rec.story_id)
+    for sid, ua, ub in zip(units["story_id"], units["start"], units["end"]):
         best, best_ov = "none", 0
-        if g is not None:
-            for s in g.itertuples(index=False):
-                ov = overlap(rec.start, rec.end, s.start, s.end)
-                if ov and (ov >= 0.4 * (rec.end - rec.start) or ov >= 0.6 * (s.end - s.start)) and ov > best_ov:
-                    best, best_ov = s.polarity, ov
+        for a, b, pol in by_story.get(sid, ()):
+            ov = overlap(ua, ub, a, b)
+            if ov and (ov >= 0.4 * (ub - ua) or ov >= 0.6 * (b - a)) and ov > best_ov:
+                best, best_ov = pol, ov
         labels.append(best)
     return np.array(labels)
 
@@ -344,6 +367,90 @@ def condense_all(texts: list[str], nlp=None, max_words: int = 12) -> list[tuple[
             out.append((phrase, phrase.lower()))
         return out
     return [_reduce(doc, max_words) for doc in nlp.pipe(cores, batch_size=64)]
+
+
+def condense_units(units: pd.DataFrame, max_words: int = 12) -> list[tuple[str, str]]:
+    """Phrases for units from their stored tokens (no second parse): framing stripped, then the
+    parse tree pruned as in `condense_all`. Units without tokens fall back to a plain cut."""
+    out = []
+    for text, start, tokens in zip(units["text"], units["start"], units["tokens"]):
+        core = strip_framing(text)
+        offset = text.find(core)
+        toks = parse_tokens(tokens) if isinstance(tokens, str) else []
+        if offset < 0 or not toks:
+            words = core.split()[:max_words]
+            out.append((" ".join(words), " ".join(words).lower()))
+            continue
+        a, b = start + offset, start + offset + len(core)
+        out.append(_reduce_tokens(text, start, [t for t in toks if a <= t[0] and t[1] <= b], toks, max_words))
+    return out
+
+
+def _reduce_tokens(text: str, base: int, kept: list, all_tokens: list, max_words: int) -> tuple[str, str]:
+    """Prune the largest subordinate parts (by the stored dependency tree) until <= max_words."""
+    if not kept:
+        return "", ""
+    index = {id(t): k for k, t in enumerate(all_tokens)}
+    ids = [index[id(t)] for t in kept]
+    alive = set(ids)
+    children: dict[int, list[int]] = {}
+    for k in ids:
+        h = all_tokens[k][5]
+        if h in alive and h != k:
+            children.setdefault(h, []).append(k)
+    roots = [k for k in ids if all_tokens[k][5] not in alive or all_tokens[k][5] == k]
+    root = next((k for k in roots if all_tokens[k][4] == "ROOT"), roots[0] if roots else ids[0])
+
+    def subtree(k: int) -> list[int]:
+        stack, seen = [k], []
+        while stack:
+            x = stack.pop()
+            if x in alive:
+                seen.append(x)
+                stack.extend(children.get(x, []))
+        return seen
+
+    def n_words() -> int:
+        return sum(1 for k in alive if all_tokens[k][3] != "PUNCT")
+
+    while n_words() > max_words:
+        candidates = []
+        for k in alive:
+            if k == root or all_tokens[k][4] not in _REMOVABLE:
+                continue
+            sub = subtree(k)
+            if root in sub or len(sub) < 2:
+                continue
+            candidates.append((len([x for x in sub if all_tokens[x][3] != "PUNCT"]), k, sub))
+        if not candidates:
+            break
+        remaining = n_words()
+        fitting = [c for c in candidates if 3 <= remaining - c[0] <= max_words]
+        size, _, sub = min(fitting) if fitting else max(candidates)
+        if remaining - size < 3:
+            break
+        alive -= set(sub)
+    pieces, lemmas, count, prev_end = [], [], 0, None
+    for k in sorted(alive):
+        a, b, lemma, pos, _, _ = all_tokens[k]
+        if pos != "PUNCT":
+            count += 1
+            if count > max_words:
+                break
+            lemmas.append(lemma)
+        piece = text[a - base:b - base]
+        if prev_end is not None and (a > prev_end) and pos != "PUNCT":
+            pieces.append(" ")
+        elif prev_end is not None and pos == "PUNCT" and piece in "([“‘\"":
+            pieces.append(" ")
+        pieces.append(piece)
+        prev_end = b
+    phrase = "".join(pieces).strip()
+    phrase = _TRAIL_PUNCT.sub("", _LEAD_PUNCT.sub("", phrase))
+    phrase = re.sub(r"(,\s*){2,}", ", ", phrase).strip(" ,")
+    if phrase:
+        phrase = phrase[0].upper() + phrase[1:]
+    return phrase, " ".join(lemmas)
 
 
 def _reduce(doc, max_words: int) -> tuple[str, str]:
@@ -406,16 +513,18 @@ def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, se
 
     from .outputs import atomic_path
 
-    units = make_units(sentences[sentences["story_id"].isin(gold["story_id"])])
-    y = unit_labels(units, gold_spans(stories, gold))
+    train_sentences = sentences[sentences["story_id"].isin(gold["story_id"])]
     model = FactorModel(seed=settings.seed)
     h = hashlib.sha256(repr((model.C, model.seed, model.class_weight, model.use_chars, model.signal_weight)).encode())
-    for row in zip(units["story_id"], units["start"], units["end"], units["lemmas"], units["heading"], y):
-        h.update(repr(row).encode())
+    h.update(pd.util.hash_pandas_object(train_sentences[["story_id", "start", "end", "lemmas", "heading"]],
+                                        index=False).values.tobytes())
+    h.update(pd.util.hash_pandas_object(gold.astype(str), index=False).values.tobytes())
     h.update((DATA_DIR / "cues.yaml").read_bytes())
     path = Path(settings.cache_dir) / "models" / f"factors-{h.hexdigest()[:16]}.joblib"
     if path.exists():
         return joblib.load(path)
+    units = make_units(train_sentences)
+    y = unit_labels(units, gold_spans(stories, gold))
     model.fit(units, y)
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp)
@@ -435,7 +544,10 @@ def extract(stories: pd.DataFrame, sentences: pd.DataFrame, model: FactorModel, 
     hits["confidence"] = conf[labels != "none"].round(3)
     theme_map = {} if themes is None else dict(zip(themes["story_id"], themes["themes"]))
     rows = []
-    phrases = condense_all(list(hits["text"]), nlp)
+    if "tokens" in hits.columns and hits["tokens"].astype(bool).any():
+        phrases = condense_units(hits)
+    else:
+        phrases = condense_all(list(hits["text"]), nlp)
     for rec, (phrase, lemmas) in zip(hits.itertuples(index=False), phrases):
         rows.append({"story_id": rec.story_id, "sentence_index": rec.sentence_index, "start": rec.start,
                      "end": rec.end, "polarity": rec.polarity, "confidence": rec.confidence,

@@ -30,7 +30,10 @@ from .progress import progress
 from .settings import DATA_DIR, Settings
 
 SENTENCE_COLUMNS = ["story_id", "sentence_index", "start", "end", "text", "block", "block_type",
-                    "heading", "lemmas", "pos"]
+                    "heading", "lemmas", "pos", "tokens"]
+# `tokens`: the sentence's tokens (punctuation included, spaces excluded) as one string of
+# tab-separated records "start,end,lemma,pos,dep,head" (offsets in the story text, head = index of
+# the head token within the sentence, -1 for the root), so later stages need no second parse.
 
 
 class ModelNotAvailable(RuntimeError):
@@ -203,13 +206,30 @@ def add_gazetteer_entities(nlp, settings: Settings):
     return ruler
 
 
-def model_fingerprint(nlp) -> str:
-    """Identifies the pipeline (name, version, components, gazetteer) for the parse cache."""
-    meta = nlp.meta
-    key = json.dumps([meta.get("lang"), meta.get("name"), meta.get("version"), nlp.pipe_names,
-                      len(nlp.get_pipe("entity_ruler").patterns) if "entity_ruler" in nlp.pipe_names else 0],
-                     sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
+PARSE_FORMAT = 2  # bump when doc_to_sentences changes what it stores
+
+
+def model_fingerprint(settings: Settings) -> str:
+    """Identifies the configured pipeline and everything added on load, without loading it, so
+    that a run whose stories are all cached never loads spaCy."""
+    h = hashlib.sha256(f"{PARSE_FORMAT}|{TOKENIZER_EXCEPTIONS}".encode())
+    choice = model_choice(settings)
+    if isinstance(choice, Path):
+        for name in ("meta.json", "config.cfg"):
+            path = choice / name
+            h.update(path.read_bytes() if path.exists() else b"missing")
+    else:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            h.update(f"{choice}=={version(choice)}".encode())
+        except PackageNotFoundError:
+            h.update(choice.encode())
+    for path in (settings.regions_file, DATA_DIR / "organisations.yaml"):
+        h.update(Path(path).read_bytes())
+    tables = settings.models_dir / "lemma-tables"
+    h.update(str(sorted(p.name for p in tables.glob("*.gz")) if tables.exists() else []).encode())
+    return h.hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,6 +273,12 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
         if block_type == "heading":
             heading = text[start:end]
         tokens = [t for t in sent if not t.is_space and not t.is_punct and t.idx >= start and t.idx < end]
+        all_tokens = [t for t in sent if not t.is_space and t.idx >= start and t.idx < end]
+        position = {t.i: k for k, t in enumerate(all_tokens)}
+        token_records = "\t".join(
+            f"{t.idx},{t.idx + len(t.text)},{(t.lemma_ or t.text).lower().replace(',', ' ').replace(chr(9), ' ')},"
+            f"{t.pos_ or 'X'},{t.dep_ or 'dep'},{position.get(t.head.i, -1) if t.head.i != t.i else -1}"
+            for t in all_tokens)
         records.append({
             "story_id": story_id,
             "sentence_index": len(records),
@@ -264,6 +290,7 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
             "heading": heading if block_type != "heading" else "",
             "lemmas": " ".join((t.lemma_ or t.text).lower() for t in tokens),
             "pos": " ".join(t.pos_ or "X" for t in tokens),
+            "tokens": token_records,
         })
     return records
 
@@ -277,10 +304,12 @@ class ParseStats:
 
 def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir: Path | None = None,
                   stats: ParseStats | None = None) -> pd.DataFrame:
-    """Parse every story into the sentences table (see SENTENCE_COLUMNS), using the cache."""
-    nlp = nlp or load(settings)
+    """Parse every story into the sentences table (see SENTENCE_COLUMNS), using the cache.
+
+    `nlp` may be a loaded pipeline, a callable returning one (loaded only when a story is not in
+    the cache), or None (load the configured pipeline when needed)."""
     stats = stats if stats is not None else ParseStats()
-    cache_dir = Path(cache_dir or settings.cache_dir / "sentences") / model_fingerprint(nlp)
+    cache_dir = Path(cache_dir or settings.cache_dir / "sentences") / model_fingerprint(settings)
     cache_dir.mkdir(parents=True, exist_ok=True)
     frames: dict[str, pd.DataFrame] = {}
     todo = []
@@ -293,8 +322,14 @@ def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir
             stats.cached += 1
         else:
             todo.append((sid, text, h))
+    if todo:
+        if nlp is None:
+            nlp = load(settings)
+        elif callable(nlp) and not hasattr(nlp, "pipe"):
+            nlp = nlp()
     texts = ((text, (sid, h)) for sid, text, h in todo)
-    docs = nlp.pipe(texts, as_tuples=True, batch_size=settings.nlp_batch_size, n_process=settings.nlp_processes)
+    processes = settings.nlp_processes if len(todo) >= 4 * settings.nlp_batch_size else 1
+    docs = nlp.pipe(texts, as_tuples=True, batch_size=settings.nlp_batch_size, n_process=processes) if todo else []
     for doc, (sid, h) in progress(docs, "parse", enabled=settings.progress, total=len(todo)):
         frame = pd.DataFrame(doc_to_sentences(doc, sid), columns=SENTENCE_COLUMNS)
         from .outputs import write_parquet

@@ -260,14 +260,17 @@ def _recount(clusters: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
 
 def refresh_support(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataFrame) -> pd.DataFrame:
     """Recompute regions and dates of clusters from their members (after merges)."""
-    meta = stories.set_index("story_id")[["region", "date"]]
+    region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
+    date_of = dict(zip(stories["story_id"], stories["date"]))
+    story_sets: dict[str, set] = {}
+    for cid, sid in zip(members["cluster_id"], members["story_id"]):
+        story_sets.setdefault(cid, set()).add(sid)
     rows = []
-    for r in clusters.itertuples(index=False):
-        sids = members.loc[members["cluster_id"] == r.cluster_id, "story_id"].unique()
-        regions = sorted({x for x in meta.reindex(sids)["region"].fillna("") if x})
-        dates = meta.reindex(sids)["date"].dropna()
-        rows.append({"cluster_id": r.cluster_id, "n_regions": len(regions), "regions": "; ".join(regions),
-                     "first_date": dates.min() if len(dates) else pd.NaT, "last_date": dates.max() if len(dates) else pd.NaT})
+    for cid in clusters["cluster_id"]:
+        sids = story_sets.get(cid, set())
+        regions = sorted({region_of.get(x, "") for x in sids} - {""})
+        dates = [date_of[x] for x in sids if x in date_of and pd.notna(date_of[x])]
+        rows.append((cid, len(regions), "; ".join(regions), min(dates) if dates else pd.NaT, max(dates) if dates else pd.NaT))
     fresh = pd.DataFrame(rows, columns=["cluster_id", "n_regions", "regions", "first_date", "last_date"])
     out = clusters.drop(columns=["n_regions", "regions", "first_date", "last_date"]).merge(fresh, on="cluster_id", how="left")
     return out[list(clusters.columns)]

@@ -58,19 +58,24 @@ def load_training(settings: Settings, nlp, target: IngestResult | None = None, t
     stories = target.stories if same else ingest(corpus_settings, echo=None).stories
     labels, gold = load_annotations(corpus_settings)
     stories = stories[stories["story_id"].isin(labels["story_id"])].reset_index(drop=True)
-    sentences = parse_stories(stories, corpus_settings, nlp)
+    if same and target_sentences is not None:
+        sentences = target_sentences[target_sentences["story_id"].isin(set(stories["story_id"]))].reset_index(drop=True)
+    else:
+        sentences = parse_stories(stories, corpus_settings, nlp)
     return Training(stories, sentences, labels, gold)
 
 
 STAGES = ("ingest", "parse", "themes", "factors", "cluster", "draft")
 
 
-def analyze(settings: Settings, echo=print, period: Period | None = None, editor=None, until: str = "draft") -> RunResult:
+def analyze(settings: Settings, echo=print, period: Period | None = None, editor=None, until: str = "draft",
+            on_stage=None) -> RunResult:
     """Run the stages over settings.corpus_dir for the period (settings.since/until), up to and
     including `until` (one of STAGES); tables of later stages are returned empty.
 
     `editor` is an optional `review.EditorInput` (verdicts and theme corrections); by default the
-    editor's sheet at settings.review_file is read (before anything is written).
+    editor's sheet at settings.review_file is read (before anything is written). `on_stage(name)`
+    is called as each stage starts (the benchmark uses it to attribute memory to stages).
     """
     from .nlp import load, parse_stories
 
@@ -80,6 +85,8 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     def timed(name):
         class _T:
             def __enter__(self):
+                if on_stage is not None:
+                    on_stage(name)
                 self.t = time.monotonic()
 
             def __exit__(self, *exc):
@@ -99,11 +106,21 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
                       pd.DataFrame(), {}, timings, notes, editor)
     if until == "ingest":
         return empty
-    with timed("load_model"):
-        nlp = load(settings)
+    loaded = {}
+
+    def get_nlp():
+        """The spaCy pipeline, loaded on first need (a fully cached run never loads it)."""
+        if "nlp" not in loaded:
+            with timed("load_model"):
+                loaded["nlp"] = load(settings)
+        return loaded["nlp"]
+
     with timed("parse"):
-        sentences = parse_stories(stories, settings, nlp)
-        training = load_training(settings, nlp, result)
+        sentences = parse_stories(stories, settings, get_nlp)
+        all_in_target = len(stories) == len(result.stories)
+        training = load_training(settings, get_nlp, result, sentences if all_in_target else None)
+    if "load_model" in timings:
+        timings["parse"] -= timings["load_model"]
     if until == "parse":
         empty.sentences = sentences
         return empty
@@ -126,7 +143,7 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     # --- factors ----------------------------------------------------------------------------
     with timed("factors"):
         model = factor_stage.train(training.stories, training.sentences, training.gold_factors, settings)
-        factors = factor_stage.extract(stories, sentences, model, nlp, themes)
+        factors = factor_stage.extract(stories, sentences, model, None, themes)
     if until == "factors":
         empty.sentences, empty.themes, empty.factors = sentences, themes, factors
         return empty
@@ -151,10 +168,10 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     if prev_period is not None:
         with timed("trends"):
             prev_stories = select_period(result.stories, prev_period.since, prev_period.until)
-            prev_sentences = parse_stories(prev_stories, settings, nlp)
+            prev_sentences = parse_stories(prev_stories, settings, get_nlp)
             prev_docs = theme_stage.story_documents(prev_stories, prev_sentences)
             prev_themes = theme_stage.classify(prev_docs, clf, editor_labels[["story_id", "themes"]])
-            prev_factors = factor_stage.extract(prev_stories, prev_sentences, model, nlp, prev_themes)
+            prev_factors = factor_stage.extract(prev_stories, prev_sentences, model, None, prev_themes)
             prev = cluster_stage.cluster_factors(prev_factors, prev_stories, threshold=settings.cluster_threshold)
             previous, fading = match_previous(clusters, members, prev.clusters, prev.members, _similarity)
             notes.append(f"trends: compared with {prev_period.since} t/m {prev_period.until} ({len(prev_stories)} stories)")

@@ -149,22 +149,23 @@ class ThemeClassifier:
             oof[te] = self._proba(models, inner._features(docs.iloc[te]))
         return np.array([_best_threshold(Y[:, j], oof[:, j]) for j in range(Y.shape[1])])
 
-    def predict_proba(self, docs: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, docs: pd.DataFrame, X=None) -> np.ndarray:
         if self.models_ is None:
             raise RuntimeError("ThemeClassifier is not fitted; call fit() or load() first")
-        return self._proba(self.models_, self._features(docs))
+        return self._proba(self.models_, self._features(docs) if X is None else X)
 
     def predict(self, docs: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(docs) >= self.thresholds_
 
-    def main_scores(self, docs: pd.DataFrame, P: np.ndarray | None = None) -> np.ndarray:
+    def main_scores(self, docs: pd.DataFrame, P: np.ndarray | None = None, X=None) -> np.ndarray:
         """Per story and theme, the score that decides the main theme among assigned themes:
         the main-theme model's probability when there is one, else the theme probability."""
+        X = self._features(docs) if X is None else X
         if P is None:
-            P = self.predict_proba(docs)
+            P = self.predict_proba(docs, X)
         if self.main_model_ is None:
             return P
-        M = self.main_model_.predict_proba(self._features(docs))
+        M = self.main_model_.predict_proba(X)
         out = np.zeros_like(P)
         for c, k in enumerate(self.main_model_.classes_):
             if k in self.themes:
@@ -292,8 +293,9 @@ def classify(docs: pd.DataFrame, clf: ThemeClassifier, editor_labels: pd.DataFra
     Stories an editor labelled (editor_labels: story_id, themes list) keep those labels.
     """
     keys = clf.themes
-    P = clf.predict_proba(docs) if len(docs) else np.zeros((0, len(keys)))
-    order = clf.order_assigned(P, clf.main_scores(docs, P)) if len(docs) else []
+    X = clf._features(docs) if len(docs) else None
+    P = clf.predict_proba(docs, X) if len(docs) else np.zeros((0, len(keys)))
+    order = clf.order_assigned(P, clf.main_scores(docs, P, X)) if len(docs) else []
     explanations = {j: clf.explain(docs, j) for j in range(len(keys))} if len(docs) else {}
     editor = {} if editor_labels is None else dict(zip(editor_labels["story_id"], editor_labels["themes"]))
     rows = []
