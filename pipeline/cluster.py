@@ -6,8 +6,8 @@ each block L2-normalised and weighted, the whole row L2-normalised (cosine geome
 
 Clustering: average-linkage agglomerative clustering with a cosine distance threshold (no fixed
 number of clusters). Every factor ends up in a cluster; a factor named by one story only is a
-cluster of one. Groups larger than `max_exact` are clustered by sparse neighbours (a
-deterministic leader pass) to avoid the quadratic distance matrix.
+cluster of one. Groups larger than `max_exact` are clustered along a k-nearest-neighbour graph of
+an SVD projection (deterministic), which avoids the quadratic distance matrix.
 
 Each cluster gets a stable id (a hash of its members' story ids and offsets: the same members
 give the same id on every run), a label (its most central phrase), keywords and support.
@@ -140,38 +140,25 @@ def cluster_vectors(X: sp.csr_matrix, threshold: float, max_exact: int = 2500) -
                                         distance_threshold=threshold)
         raw = model.fit_predict(D)
     else:
-        raw = _leader_clusters(X, 1.0 - threshold)
+        raw = _neighbour_clusters(X, threshold)
     # renumber by first appearance so labels do not depend on the algorithm's numbering
     mapping: dict[int, int] = {}
     return np.array([mapping.setdefault(int(r), len(mapping)) for r in raw])
 
 
-def _leader_clusters(X: sp.csr_matrix, min_sim: float, chunk: int = 512) -> np.ndarray:
-    """Deterministic single pass: each row joins the most similar existing centroid (>= min_sim)."""
-    labels = np.full(X.shape[0], -1)
-    centroids: list[np.ndarray] = []
-    sums: list[np.ndarray] = []
-    C = None
-    for start in range(0, X.shape[0], chunk):
-        block = X[start:start + chunk]
-        for i in range(block.shape[0]):
-            row = block[i]
-            best, best_sim = -1, min_sim
-            if C is not None and C.shape[0]:
-                sims = (C @ row.T).toarray().ravel()
-                j = int(np.argmax(sims))
-                if sims[j] >= best_sim:
-                    best, best_sim = j, sims[j]
-            if best < 0:
-                sums.append(row.toarray().ravel())
-                centroids.append(sums[-1] / max(np.linalg.norm(sums[-1]), 1e-12))
-                labels[start + i] = len(centroids) - 1
-            else:
-                sums[best] = sums[best] + row.toarray().ravel()
-                centroids[best] = sums[best] / max(np.linalg.norm(sums[best]), 1e-12)
-                labels[start + i] = best
-            C = sp.csr_matrix(np.vstack(centroids))
-    return labels
+def _neighbour_clusters(X: sp.csr_matrix, threshold: float, n_neighbors: int = 15, dims: int = 128,
+                        seed: int = 0) -> np.ndarray:
+    """Average linkage restricted to a k-nearest-neighbour graph, on an SVD projection of X:
+    memory and time grow with n * k instead of n * n (for very large groups)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.neighbors import kneighbors_graph
+
+    n_components = max(2, min(dims, X.shape[1] - 1, X.shape[0] - 1))
+    Z = normalize(TruncatedSVD(n_components=n_components, random_state=seed).fit_transform(X))
+    graph = kneighbors_graph(Z, n_neighbors=min(n_neighbors, X.shape[0] - 1), metric="cosine", include_self=False)
+    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                    distance_threshold=threshold, connectivity=graph)
+    return model.fit_predict(Z)
 
 
 def stable_cluster_id(members: pd.DataFrame) -> str:
