@@ -99,7 +99,7 @@ def _quotes(members, titles: dict, n: int = 3, max_chars: int = 240) -> list[dic
     for m in members:
         if m.story_id in seen:
             continue
-        text = str(m.sentence).strip()
+        text = str(m.sentence).strip().strip("\"“”‘’'„ ").strip()
         if len(text) > max_chars:
             text = text[: max_chars - 1].rsplit(" ", 1)[0] + "…"
         out.append({"story_id": m.story_id, "title": titles.get(m.story_id, m.story_id), "text": text})
