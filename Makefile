@@ -2,6 +2,7 @@
 #   make analyze   the main job: the whole pipeline over corpus/stories, outputs in build/
 #   make test      the test suite
 # Overrides: CORPUS=dir OUT=dir SINCE=YYYY[-MM[-DD]] UNTIL=YYYY[-MM[-DD]] UD_DIR=dir PYTHON=python3.11
+#            (make model: UD_DIR, MODEL_WORK for its intermediate files)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,6 +12,7 @@ OUT    ?= build
 SINCE  ?=
 UNTIL  ?=
 UD_DIR ?= ../shared/ud-dutch
+MODEL_WORK ?= /tmp/rd-model
 
 PERIOD_ARGS := $(if $(SINCE),--since $(SINCE)) $(if $(UNTIL),--until $(UNTIL))
 
@@ -41,7 +43,7 @@ notebooks: $(VENV)/.installed
 	$(PY) -m pipeline notebooks
 
 model: $(VENV)/.installed
-	$(PY) models/train/train.py --ud-dir $(UD_DIR) --out models/nl_rode_draad
+	$(PY) models/train/train.py --ud-dir $(UD_DIR) --out models/nl_rode_draad --work-dir $(MODEL_WORK) --max-minutes 60
 
 corpus-check: $(VENV)/.installed
 	$(PY) -m pipeline corpus check

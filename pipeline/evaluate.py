@@ -389,7 +389,8 @@ def run_evaluation(settings: Settings, folds: int = 5, repeats: int = 3, echo=pr
     cg = evaluate_clusters(gold_factor_table(stories, gold, labels, nlp), stories, refs, settings, "gold")
     ce = evaluate_clusters(extracted_factor_table(factors.predictions, stories, gold, labels, nlp), stories, refs,
                            settings, "extracted")
-    model_name = f"{nlp.meta.get('lang')}_{nlp.meta.get('name')} {nlp.meta.get('version')}"
+    name = nlp.meta.get("name", "")
+    model_name = f"{name if name.startswith(nlp.meta.get('lang', '')) else nlp.meta.get('lang') + '_' + name} {nlp.meta.get('version')}"
     return Evaluation(themes, factors, cg, ce, len(stories), model_name, time.monotonic() - start)
 
 
