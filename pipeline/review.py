@@ -348,11 +348,11 @@ def write_review(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
         header = [c.value for c in ws[1]]
         for c in ws[1]:
             c.font = Font(bold=True)
-        for col in editable:
+        for col in editable:  # the editor's columns: yellow header, wide column
             if col in header:
-                j = header.index(col) + 1
-                for row in ws.iter_rows(min_row=1, max_row=ws.max_row, min_col=j, max_col=j):
-                    row[0].fill = fill
+                cell = ws.cell(row=1, column=header.index(col) + 1)
+                cell.fill = fill
+                ws.column_dimensions[cell.column_letter].width = 28
         ws.freeze_panes = "B2"
     ws = writer.sheets[CLUSTER_SHEET]
     header = [c.value for c in ws[1]]
