@@ -82,15 +82,21 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     timings: dict[str, float] = {}
     notes: list[str] = []
 
+    stage_stack: list[str] = []
+
     def timed(name):
         class _T:
             def __enter__(self):
+                stage_stack.append(name)
                 if on_stage is not None:
                     on_stage(name)
                 self.t = time.monotonic()
 
             def __exit__(self, *exc):
                 timings[name] = timings.get(name, 0.0) + time.monotonic() - self.t
+                stage_stack.pop()
+                if on_stage is not None and stage_stack:
+                    on_stage(stage_stack[-1])  # back to the enclosing stage (load_model inside parse)
         return _T()
 
     from .review import EditorInput, read_editor_sheet
