@@ -161,10 +161,15 @@ def _neighbour_clusters(X: sp.csr_matrix, threshold: float, n_neighbors: int = 1
     return model.fit_predict(Z)
 
 
-def stable_cluster_id(members: pd.DataFrame) -> str:
+def cluster_id(story_ids, starts, ends) -> str:
     """'c' + a hash of the members' story ids and offsets: the same members give the same id."""
-    keys = sorted(f"{s}:{int(a)}:{int(b)}" for s, a, b in zip(members["story_id"], members["start"], members["end"]))
+    keys = sorted(f"{s}:{int(a)}:{int(b)}" for s, a, b in zip(story_ids, starts, ends))
     return "c" + hashlib.sha1("\n".join(keys).encode()).hexdigest()[:10]
+
+
+def stable_cluster_id(members: pd.DataFrame) -> str:
+    """The cluster id of a members table (see `cluster_id`)."""
+    return cluster_id(members["story_id"], members["start"], members["end"])
 
 
 def _keywords(X_lemma: sp.csr_matrix, names: np.ndarray, idx: np.ndarray, top: int = 5) -> list[str]:
@@ -220,8 +225,7 @@ def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: flo
                 centrality = np.ones(1)
             order = sorted(range(len(idx)), key=lambda i: (-round(float(centrality[i]), 6), len(phrases[idx[i]]),
                                                            sids[idx[i]], starts[idx[i]]))
-            keys = sorted(f"{sids[i]}:{starts[i]}:{ends[i]}" for i in idx)
-            cid = "c" + hashlib.sha1("\n".join(keys).encode()).hexdigest()[:10]
+            cid = cluster_id([sids[i] for i in idx], [starts[i] for i in idx], [ends[i] for i in idx])
             story_set = sorted({sids[i] for i in idx})
             regions = sorted({region_of.get(x, "") for x in story_set} - {""})
             dates = [date_of.get(x) for x in story_set if pd.notna(date_of.get(x))]

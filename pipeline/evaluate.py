@@ -129,13 +129,6 @@ def evaluate_themes(docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings
 # Clusters and the draft against the 2022 reference lists
 # ---------------------------------------------------------------------------------------------
 
-def rank_items(clusters: pd.DataFrame) -> pd.DataFrame:
-    """Draft order within theme and polarity: distinct stories, then regions, then label."""
-    from .draft import rank_clusters
-
-    return rank_clusters(clusters)
-
-
 def reference_recovery(clusters: pd.DataFrame, members: pd.DataFrame, member_refs: pd.Series,
                        references, top: int = 8) -> dict:
     """Share of each theme's published factors recovered among its top-`top` draft items.
@@ -144,7 +137,9 @@ def reference_recovery(clusters: pd.DataFrame, members: pd.DataFrame, member_ref
     id. Scored per polarity: success references against the top succes items, bottleneck
     references against the top knelpunt items. `member_refs` is aligned with `members`.
     """
-    ranked = rank_items(clusters)
+    from .draft import rank_clusters
+
+    ranked = rank_clusters(clusters)
     m = members.assign(reference=member_refs.values)
     majority = {}
     for cid, g in m.groupby("cluster_id"):
@@ -255,17 +250,17 @@ def evaluate_factors(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.Da
     base = units.assign(polarity=F.cue_baseline(units))
     base = base[base["polarity"] != "none"]
     # phrase quality: condensed phrase vs the gold phrase of the gold factor it matches
-    texts, gold_phrases = [], []
+    matched, gold_phrases = [], []
     by_story = {s: g for s, g in spans.groupby("story_id")}
-    for r in predicted.itertuples(index=False):
+    for k, r in enumerate(predicted.itertuples(index=False)):
         g = by_story.get(r.story_id)
         if g is None:
             continue
         hits = g[(g["polarity"] == r.polarity) & (g["start"] < r.end) & (g["end"] > r.start)]
         if len(hits):
-            texts.append(r.text)
+            matched.append(k)
             gold_phrases.append(hits.iloc[0]["phrase"])
-    condensed = F.condense_all(texts, nlp)
+    condensed = F.condense_units(predicted.iloc[matched])
     gold_lemmas = [l for _, l in F.condense_all(gold_phrases, nlp)] if nlp is not None else [g.lower() for g in gold_phrases]
     scores = [lemma_f1(c[1], g) for c, g in zip(condensed, gold_lemmas)]
     err = predicted.merge(units[["story_id", "start"]].assign(gold=y)[["story_id", "start", "gold"]], on=["story_id", "start"])
@@ -339,7 +334,7 @@ def extracted_factor_table(predicted: pd.DataFrame, stories: pd.DataFrame, gold:
         g = by_story.get(r.story_id)
         hit = None if g is None else g[(g["polarity"] == r.polarity) & (g["start"] < r.end) & (g["end"] > r.start)]
         refs.append(hit.iloc[0]["reference"] if hit is not None and len(hit) else None)
-    condensed = F.condense_all(list(predicted["text"]), nlp)
+    condensed = F.condense_units(predicted)
     themes = dict(zip(labels["story_id"], labels["themes"].apply(";".join)))
     return predicted.assign(phrase=[c[0] for c in condensed], phrase_lemmas=[c[1] for c in condensed],
                             reference=refs, sentence=predicted["text"],

@@ -352,26 +352,32 @@ def condense(text: str, nlp=None, max_words: int = 12) -> tuple[str, str]:
 
 
 def condense_all(texts: list[str], nlp=None, max_words: int = 12) -> list[tuple[str, str]]:
-    """Phrases of at most `max_words` words for statements, with their lemmas.
-
-    Framing is stripped; if the rest is still long, the parse is used to drop the subordinate
-    parts (adverbial and relative clauses, appositions, long modifiers) that do not contain the
-    root, smallest sufficient part first; as a last resort the phrase is cut after `max_words`.
-    Without a pipeline (nlp=None) the stripped text is cut and lower-cased as "lemmas".
-    """
-    cores = [strip_framing(t) for t in texts]
+    """Phrases for free-standing statements (no stored parse): each is parsed with `nlp` and then
+    condensed like a unit (see `condense_units`). Without a pipeline the framing-stripped text is
+    cut after `max_words` words and lower-cased as its "lemmas"."""
     if nlp is None:
         out = []
-        for core in cores:
-            phrase = " ".join(core.split()[:max_words])
+        for text in texts:
+            phrase = " ".join(strip_framing(text).split()[:max_words])
             out.append((phrase, phrase.lower()))
         return out
-    return [_reduce(doc, max_words) for doc in nlp.pipe(cores, batch_size=64)]
+    from .nlp import doc_to_sentences
+
+    units = []
+    for text, doc in zip(texts, nlp.pipe(texts, batch_size=64)):
+        records, offset = [], 0
+        for r in doc_to_sentences(doc, ""):  # one token list; heads shifted to the joined positions
+            toks = parse_tokens(r["tokens"])
+            records += [f"{a},{b},{lem},{pos},{dep},{h + offset if h >= 0 else -1}" for a, b, lem, pos, dep, h in toks]
+            offset += len(toks)
+        units.append({"text": text, "start": 0, "tokens": "\t".join(records)})
+    return condense_units(pd.DataFrame(units, columns=["text", "start", "tokens"]), max_words)
 
 
 def condense_units(units: pd.DataFrame, max_words: int = 12) -> list[tuple[str, str]]:
-    """Phrases for units from their stored tokens (no second parse): framing stripped, then the
-    parse tree pruned as in `condense_all`. Units without tokens fall back to a plain cut."""
+    """Phrases for units from their stored tokens (no second parse): framing and attribution
+    stripped, then the dependency tree pruned (see `_reduce_tokens`) to at most `max_words` words.
+    Units without tokens fall back to a plain cut."""
     out = []
     for text, start, tokens in zip(units["text"], units["start"], units["tokens"]):
         core = strip_framing(text)
@@ -451,51 +457,6 @@ def _reduce_tokens(text: str, base: int, kept: list, all_tokens: list, max_words
     if phrase:
         phrase = phrase[0].upper() + phrase[1:]
     return phrase, " ".join(lemmas)
-
-
-def _reduce(doc, max_words: int) -> tuple[str, str]:
-    keep = [t for t in doc if not t.is_space]
-
-    def n_words(tokens):
-        return sum(1 for t in tokens if not t.is_punct)
-
-    roots = [t for t in doc if t.dep_ == "ROOT"] or list(doc[:1])
-    root = roots[0] if roots else None
-    removed: set[int] = set()
-    while root is not None and n_words([t for t in keep if t.i not in removed]) > max_words:
-        candidates = []
-        for t in doc:
-            if t.i in removed or t.dep_ not in _REMOVABLE or t.i == root.i:
-                continue
-            sub = [s.i for s in t.subtree if s.i not in removed]
-            if root.i in sub or len(sub) < 2:
-                continue
-            candidates.append((len(sub), t.i, sub))
-        if not candidates:
-            break
-        remaining = n_words([t for t in keep if t.i not in removed])
-        fitting = [c for c in candidates if 3 <= remaining - c[0] <= max_words]
-        size, _, sub = min(fitting) if fitting else max(candidates)
-        if remaining - size < 3:
-            break
-        removed.update(sub)
-    out, count = [], 0
-    for t in keep:
-        if t.i in removed:
-            continue
-        if not t.is_punct:
-            count += 1
-            if count > max_words:
-                break
-        out.append(t)
-    phrase = "".join(t.text + t.whitespace_ for t in out).strip()
-    phrase = _TRAIL_PUNCT.sub("", _LEAD_PUNCT.sub("", phrase))
-    phrase = re.sub(r"\s+([,.;:])", r"\1", re.sub(r"\s{2,}", " ", phrase))
-    phrase = re.sub(r"(,\s*){2,}", ", ", phrase).strip(" ,")
-    lemmas = " ".join((t.lemma_ or t.text).lower() for t in out if not t.is_punct and not t.is_space)
-    if phrase:
-        phrase = phrase[0].upper() + phrase[1:]
-    return phrase, lemmas
 
 
 # ---------------------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
             prev_themes = theme_stage.classify(prev_docs, clf, editor_labels[["story_id", "themes"]])
             prev_factors = factor_stage.extract(prev_stories, prev_sentences, model, None, prev_themes)
             prev = cluster_stage.cluster_factors(prev_factors, prev_stories, threshold=settings.cluster_threshold)
-            previous, fading = match_previous(clusters, members, prev.clusters, prev.members, _similarity)
+            previous, fading = match_previous(clusters, members, prev.clusters, prev.members, cluster_similarity)
             notes.append(f"trends: compared with {prev_period.since} t/m {prev_period.until} ({len(prev_stories)} stories)")
     with timed("draft"):
         draft = build_draft(clusters, members, stories, themes, period=period, previous=previous,
@@ -188,7 +188,7 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
                      editor)
 
 
-def _similarity(a: list[str], b: list[str]):
+def cluster_similarity(a: list[str], b: list[str]):
     """Cosine similarity between two lists of cluster texts (for matching periods)."""
     vec = cluster_stage.PhraseVectorizer().fit(a + b, a + b)
     return (vec.transform(a, a) @ vec.transform(b, b).T).toarray()
