@@ -178,20 +178,23 @@ class ThemeClassifier:
         return [sorted(np.flatnonzero(assigned[i]).tolist(), key=lambda j: (-S[i, j], -P[i, j]))
                 for i in range(P.shape[0])]
 
-    def explain(self, docs: pd.DataFrame, theme_index: int, top: int = 5) -> list[list[str]]:
-        """Per story, the lemma terms that pushed this theme's score up most (word features only)."""
+    def explain(self, docs: pd.DataFrame, theme_index: int, top: int = 5, rows=None, Xw=None) -> list[list[str]]:
+        """Per story (or per row in `rows`), the lemma terms that pushed this theme's score up most
+        (word features only). `Xw`: the word features of `docs`, when already computed."""
         model = self.models_[theme_index]
+        rows = range(len(docs)) if rows is None else rows
         if isinstance(model, float):
-            return [[] for _ in range(len(docs))]
-        Xw = self.word_vectorizer_.transform(docs["lemmas"])
+            return [[] for _ in rows]
+        Xw = self.word_vectorizer_.transform(docs["lemmas"]) if Xw is None else Xw
         coef = model.coef_[0][: Xw.shape[1]]
         names = self.word_vectorizer_.get_feature_names_out()
         out = []
-        for i in range(Xw.shape[0]):
-            row = Xw.getrow(i)
-            contrib = row.data * coef[row.indices]
-            order = np.argsort(-contrib)
-            out.append([names[row.indices[k]] for k in order[:top] if contrib[k] > 0])
+        for i in rows:
+            lo, hi = Xw.indptr[i], Xw.indptr[i + 1]
+            idx, data = Xw.indices[lo:hi], Xw.data[lo:hi]
+            contrib = data * coef[idx]
+            order = np.argsort(-contrib)[:top]
+            out.append([names[idx[k]] for k in order if contrib[k] > 0])
         return out
 
     # -- persistence ------------------------------------------------------------------------
@@ -296,22 +299,30 @@ def classify(docs: pd.DataFrame, clf: ThemeClassifier, editor_labels: pd.DataFra
     X = clf._features(docs) if len(docs) else None
     P = clf.predict_proba(docs, X) if len(docs) else np.zeros((0, len(keys)))
     order = clf.order_assigned(P, clf.main_scores(docs, P, X)) if len(docs) else []
-    explanations = {j: clf.explain(docs, j) for j in range(len(keys))} if len(docs) else {}
     editor = {} if editor_labels is None else dict(zip(editor_labels["story_id"], editor_labels["themes"]))
-    rows = []
+    final = []
     for i, sid in enumerate(docs["story_id"]):
         if sid in editor:
-            themes = list(editor[sid])
-            flag = FLAG_EDITOR
-        else:
-            idx = order[i]
-            themes = [keys[j] for j in idx]
-            flag = ""
-            if not themes:
-                flag = FLAG_NONE
-            elif P[i, idx[0]] - clf.thresholds_[idx[0]] < clf.unsure_margin:
-                flag = FLAG_UNSURE
-        terms = {k: explanations[keys.index(k)][i] for k in themes if k in keys}
+            final.append((list(editor[sid]), FLAG_EDITOR))
+            continue
+        idx = order[i]
+        flag = ""
+        if not idx:
+            flag = FLAG_NONE
+        elif P[i, idx[0]] - clf.thresholds_[idx[0]] < clf.unsure_margin:
+            flag = FLAG_UNSURE
+        final.append(([keys[j] for j in idx], flag))
+    # explanations only for the themes a story got, computed per theme over those stories
+    Xw = X[:, : len(clf.word_vectorizer_.vocabulary_)].tocsr() if len(docs) else None  # the word block
+    terms_of: dict[tuple[int, str], list[str]] = {}
+    for j, k in enumerate(keys):
+        rows = [i for i, (ts, _) in enumerate(final) if k in ts]
+        for i, terms in zip(rows, clf.explain(docs, j, rows=rows, Xw=Xw) if rows else []):
+            terms_of[(i, k)] = terms
+    rows = []
+    for i, sid in enumerate(docs["story_id"]):
+        themes, flag = final[i]
+        terms = {k: terms_of.get((i, k), []) for k in themes if k in keys}
         row = {"story_id": sid, "main_theme": themes[0] if themes else "", "themes": ";".join(themes),
                "flag": flag, "terms": "; ".join(f"{k}: {', '.join(v)}" for k, v in terms.items())}
         row.update({f"p_{k}": round(float(P[i, j]), 4) for j, k in enumerate(keys)})
