@@ -154,11 +154,17 @@ def _neighbour_clusters(X: sp.csr_matrix, threshold: float, n_neighbors: int = 1
     from sklearn.neighbors import kneighbors_graph
 
     n_components = max(2, min(dims, X.shape[1] - 1, X.shape[0] - 1))
-    Z = normalize(TruncatedSVD(n_components=n_components, random_state=seed).fit_transform(X))
-    graph = kneighbors_graph(Z, n_neighbors=min(n_neighbors, X.shape[0] - 1), metric="cosine", include_self=False)
-    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                    distance_threshold=threshold, connectivity=graph)
-    return model.fit_predict(Z)
+    Z = TruncatedSVD(n_components=n_components, random_state=seed).fit_transform(X)
+    norms = np.linalg.norm(Z, axis=1)
+    ok = np.flatnonzero(norms > 1e-9)  # an empty phrase has no direction: it stays on its own
+    labels = np.arange(X.shape[0]) + X.shape[0]
+    if len(ok) >= 2:
+        Zok = Z[ok] / norms[ok, None]
+        graph = kneighbors_graph(Zok, n_neighbors=min(n_neighbors, len(ok) - 1), metric="cosine", include_self=False)
+        model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                        distance_threshold=threshold, connectivity=graph)
+        labels[ok] = model.fit_predict(Zok)
+    return labels
 
 
 def cluster_id(story_ids, starts, ends) -> str:

@@ -103,6 +103,12 @@ def test_large_groups_use_the_sparse_path_and_agree():
     sparse = cluster_factors(factors, stories, threshold=0.75, max_exact=2)
     assert len(sparse.clusters) >= 1 and sparse.members.shape[0] == exact.members.shape[0]
     assert cluster_vectors(PhraseVectorizer().fit_transform(["a"], ["a"]), 0.5).tolist() == [0]
+    # empty phrases (no features) stay on their own on both paths
+    texts = ["vaste contactpersoon", "", "vaste contactpersoon bij de gemeente", "", "proefplaatsing"]
+    X = PhraseVectorizer().fit_transform(texts, texts)
+    for max_exact in (100, 2):
+        labels = cluster_vectors(X, 0.6, max_exact=max_exact)
+        assert labels[1] != labels[3] and labels[1] not in labels[[0, 2, 4]]
 
 
 def test_ranking_by_stories_then_regions():
