@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.gazetteer import load_gazetteer  # noqa: E402
-from pipeline.ingest import ingest, split_front_matter  # noqa: E402
+from pipeline.ingest import split_front_matter  # noqa: E402
 from pipeline.run import analyze, write_outputs  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 

@@ -14,7 +14,6 @@ Annotations live in `corpus/annotations/<story id>.yaml`, separate from the stor
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,7 @@ import pandas as pd
 import yaml
 
 from .ingest import count_words, normalise_text, split_front_matter
-from .settings import POLARITIES, Settings
-from .settings import load_themes
+from .settings import POLARITIES, Settings, load_themes
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 FORMS = ("reportage", "interview", "nieuws", "kopjes", "opsomming")

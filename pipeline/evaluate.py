@@ -227,8 +227,6 @@ class FactorEvaluation:
 def evaluate_factors(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, settings: Settings,
                      nlp=None, folds: int = 5) -> FactorEvaluation:
     """Grouped k-fold CV by story: the factor model never sees the story it is judged on."""
-    from sklearn.model_selection import GroupKFold
-
     from . import factors as F
 
     spans = F.gold_spans(stories, gold)

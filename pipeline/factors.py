@@ -174,7 +174,6 @@ _QUOTE = re.compile(r"[\"“”‘’«»]|^'|\s'")
 def unit_signals(units: pd.DataFrame, cues: Cues) -> list[dict]:
     """Hand-made signals per unit (cue counts, heading polarity, negation, contrast, quotes, list)."""
     feats = []
-    prev_story, prev_heading_pol = None, ""
     for rec in units.itertuples(index=False):
         t = rec.text
         low = t.lower()

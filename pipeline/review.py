@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .settings import Settings, load_themes
+from .settings import load_themes
 
 VERDICTS = ("akkoord", "afwijzen", "samenvoegen met <id>", "splitsen")
 CLUSTER_SHEET = "clusters"

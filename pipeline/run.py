@@ -99,7 +99,7 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
                     on_stage(stage_stack[-1])  # back to the enclosing stage (load_model inside parse)
         return _T()
 
-    from .review import EditorInput, read_editor_sheet
+    from .review import read_editor_sheet
 
     period = period or Period(settings.since, settings.until)
     if editor is None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import date
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 

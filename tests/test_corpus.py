@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pipeline.__main__ import main
-from pipeline.corpus import check, load_annotations, load_reference, statistics
+from pipeline.corpus import check, load_reference, statistics
 from pipeline.settings import Settings, load_themes
 
 
@@ -58,7 +58,6 @@ def test_corpus_size_and_spread(stats):
 
 def test_story_lengths(stats):
     # 300-900 words, except the deliberately very short hard case(s)
-    labels, _ = load_annotations(Settings())
     assert stats["words"]["max"] <= 950
     assert stats["words"]["50%"] >= 300
 

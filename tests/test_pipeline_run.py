@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -108,7 +107,6 @@ def test_review_loop_across_runs(workspace, first_run):
     # two clusters that the new story cannot touch (their members come from corpus stories only)
     big = [i for i, r in enumerate(rows) if "nieuw-verhaal-ede" not in str(r[header.index("leden")])][:2]
     rejected_id = rows[big[0]][header.index("cluster_id")]
-    relabel_id = rows[big[1]][header.index("cluster_id")]
     ws.cell(row=big[0] + 2, column=header.index("oordeel") + 1, value="afwijzen")
     ws.cell(row=big[1] + 2, column=header.index("eigen_label") + 1, value="Label van de redactie")
     vs = wb["verhalen"]
