@@ -497,33 +497,58 @@ def _shingles(text: str, k: int = 5) -> set[int]:
             for i in range(len(words) - k + 1)}
 
 
-def near_duplicate_pairs(texts: list[str], threshold: float, seed: int = 1) -> list[tuple[int, int, float]]:
-    """Pairs (i, j, jaccard) with i < j whose shingle Jaccard similarity is >= threshold."""
+def _minhash_params(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    a = rng.integers(1, _MERSENNE, _N_PERM, dtype=np.uint64)
-    b = rng.integers(0, _MERSENNE, _N_PERM, dtype=np.uint64)
-    sets = [_shingles(t) for t in texts]
+    return (rng.integers(1, _MERSENNE, _N_PERM, dtype=np.uint64), rng.integers(0, _MERSENNE, _N_PERM, dtype=np.uint64))
+
+
+def minhash_signature(text: str, seed: int = 1) -> np.ndarray:
+    """The MinHash signature (_N_PERM values) of a text's word 5-gram shingles; empty when the
+    text has no words. Cached with the ingested story, so a re-run only computes new ones."""
+    sh = _shingles(text)
+    if not sh:
+        return np.zeros(0, dtype=np.uint64)
+    a, b = _minhash_params(seed)
+    x = np.fromiter(sh, dtype=np.uint64) % np.uint64(_MERSENNE)
+    # (a*x + b) mod p, computed in float-free uint64 arithmetic with wrap-around is fine for hashing
+    return ((np.outer(a, x) + b[:, None]) % np.uint64(_MERSENNE)).min(axis=1)
+
+
+def near_duplicate_pairs(texts: list[str], threshold: float, seed: int = 1,
+                         signatures: list[np.ndarray] | None = None) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, jaccard) with i < j whose shingle Jaccard similarity is >= threshold.
+
+    Candidates come from MinHash LSH (bands of the signatures, passed in when precomputed);
+    candidates whose estimated similarity is far below the threshold are dropped, the rest are
+    compared exactly. The cost grows with n, not n squared."""
+    if signatures is None:
+        signatures = [minhash_signature(t, seed) for t in texts]
     rows = _N_PERM // _BANDS
-    buckets: dict[tuple, list[int]] = {}
-    for idx, sh in enumerate(sets):
-        if not sh:
-            continue
-        x = np.fromiter(sh, dtype=np.uint64) % np.uint64(_MERSENNE)
-        # (a*x + b) mod p, computed in float-free uint64 arithmetic with wrap-around is fine for hashing
-        sig = ((np.outer(a, x) + b[:, None]) % np.uint64(_MERSENNE)).min(axis=1)
-        for band in range(_BANDS):
-            key = (band, *sig[band * rows:(band + 1) * rows].tolist())
-            buckets.setdefault(key, []).append(idx)
+    ok = np.array([i for i, sig in enumerate(signatures) if len(sig) == _N_PERM], dtype=np.int64)
     candidates = set()
-    for members in buckets.values():
-        if len(members) > 1:
-            for i in range(len(members)):
-                for j in range(i + 1, len(members)):
-                    candidates.add((members[i], members[j]))
+    if len(ok) > 1:
+        sigs = np.stack([signatures[i] for i in ok]).astype(np.uint64)
+        for band in range(_BANDS):
+            # rows with the same values in this band share a bucket
+            block = np.ascontiguousarray(sigs[:, band * rows:(band + 1) * rows])
+            _, bucket = np.unique(block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel(),
+                                  return_inverse=True)
+            order = np.argsort(bucket, kind="stable")
+            bounds = np.flatnonzero(np.diff(bucket[order])) + 1
+            for members in np.split(order, bounds):
+                if len(members) > 1:
+                    ids = ok[members].tolist()
+                    for a in range(len(ids)):
+                        for b in range(a + 1, len(ids)):
+                            candidates.add((ids[a], ids[b]))
+    shingles: dict[int, set[int]] = {}
     pairs = []
     for i, j in sorted(candidates):
-        inter = len(sets[i] & sets[j])
-        jac = inter / len(sets[i] | sets[j])
+        if float(np.mean(signatures[i] == signatures[j])) < threshold - 0.25:
+            continue  # the estimate is far below: not a near-duplicate (the estimate's error is ~0.06)
+        si = shingles.setdefault(i, _shingles(texts[i]))
+        sj = shingles.setdefault(j, _shingles(texts[j]))
+        jac = len(si & sj) / len(si | sj)
         if jac >= threshold:
             pairs.append((i, j, round(jac, 3)))
     return pairs
@@ -564,20 +589,18 @@ def ingest(settings: Settings, folder: Path | None = None, echo=print) -> Ingest
     if not folder.exists():
         raise FileNotFoundError(f"story folder not found: {folder}")
     files = iter_input_files(folder)
+    cache = _IngestCache(settings, folder)
     records: list[dict] = []
     for path in progress(files, "ingest", enabled=settings.progress):
-        try:
-            raws = read_file(path, settings)
-        except SkipFile as exc:
-            report(path, "", "error", str(exc))
-            continue
-        except OSError as exc:
-            report(path, "", "error", f"cannot read file ({exc.strerror or exc})")
-            continue
-        for raw in raws:
-            rec = _validate(raw, gaz, settings, report)
-            if rec is not None:
-                records.append(rec)
+        found = cache.get(path)
+        if found is None:
+            found = _read_and_validate(path, gaz, settings)
+            cache.put(path, found)
+        file_records, file_problems = found
+        for p in file_problems:
+            report(p.path, p.story_id, p.severity, p.problem)
+        records += [dict(r) for r in file_records]
+    cache.save()
 
     records = _drop_duplicates(records, settings, report)
     stories = pd.DataFrame.from_records(records, columns=STORY_COLUMNS)
@@ -585,6 +608,91 @@ def ingest(settings: Settings, folder: Path | None = None, echo=print) -> Ingest
     stories = stories.sort_values("story_id", kind="stable").reset_index(drop=True)
     report_df = pd.DataFrame([p.__dict__ for p in problems], columns=["path", "story_id", "severity", "problem", "action"])
     return IngestResult(stories, report_df, len(files))
+
+
+def _read_and_validate(path: Path, gaz: Gazetteer, settings: Settings) -> tuple[list[dict], list[Problem]]:
+    """One file -> its validated story records (with their MinHash signatures) and its problems."""
+    problems: list[Problem] = []
+
+    def report(path, story_id, severity, message):
+        problems.append(Problem(str(path), story_id or "", severity, message,
+                                "skipped" if severity == "error" else "kept"))
+
+    try:
+        raws = read_file(path, settings)
+    except SkipFile as exc:
+        report(path, "", "error", str(exc))
+        return [], problems
+    except OSError as exc:
+        report(path, "", "error", f"cannot read file ({exc.strerror or exc})")
+        return [], problems
+    records = []
+    for raw in raws:
+        rec = _validate(raw, gaz, settings, report)
+        if rec is not None:
+            rec["_sig"] = minhash_signature(rec["text"])
+            records.append(rec)
+    return records, problems
+
+
+class _IngestCache:
+    """Validated records per input file, keyed by path, size and modification time, so a re-run
+    reads and validates only new or changed files. One file per story folder under
+    settings.cache_dir/ingest/, named by the folder and a fingerprint of everything validation
+    depends on (thresholds, gazetteer, this module)."""
+
+    def __init__(self, settings: Settings, folder: Path):
+        import pickle
+
+        h = hashlib.sha256(repr((settings.max_file_bytes, settings.min_words, settings.min_dutch_share,
+                                 settings.mixed_language_share)).encode())
+        h.update(Path(settings.regions_file).read_bytes())
+        h.update(Path(__file__).read_bytes())
+        where = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12]
+        self.path = Path(settings.cache_dir) / "ingest" / f"{where}-{h.hexdigest()[:16]}.pkl"
+        self.entries: dict = {}
+        self.used: dict = {}
+        self.changed = False
+        if self.path.exists():
+            try:
+                self.entries = pickle.loads(self.path.read_bytes())
+            except Exception:  # a damaged cache is rebuilt, never trusted
+                self.entries = {}
+
+    @staticmethod
+    def _key(path: Path):
+        st = path.stat()
+        return str(path), st.st_size, st.st_mtime_ns
+
+    def get(self, path: Path):
+        try:
+            key = self._key(path)
+        except OSError:
+            return None
+        hit = self.entries.get(key[0])
+        if hit is not None and hit[0] == key:
+            self.used[key[0]] = hit
+            return hit[1]
+        return None
+
+    def put(self, path: Path, found) -> None:
+        try:
+            key = self._key(path)
+        except OSError:
+            return
+        self.used[key[0]] = (key, found)
+        self.changed = True
+
+    def save(self) -> None:
+        import pickle
+
+        from .outputs import atomic_path
+
+        if not self.changed and len(self.used) == len(self.entries):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            Path(tmp).write_bytes(pickle.dumps(self.used, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _validate(raw: RawStory, gaz: Gazetteer, settings: Settings, report) -> dict | None:
@@ -668,7 +776,9 @@ def _drop_duplicates(records: list[dict], settings: Settings, report) -> list[di
         by_hash[rec["content_hash"]] = rec
         kept.append(rec)
     drop = set()
-    for i, j, sim in near_duplicate_pairs([r["text"] for r in kept], settings.near_duplicate_threshold):
+    sigs = [r.get("_sig") for r in kept]
+    for i, j, sim in near_duplicate_pairs([r["text"] for r in kept], settings.near_duplicate_threshold,
+                                          signatures=None if any(g is None for g in sigs) else sigs):
         if i in drop or j in drop:
             continue
         drop.add(j)
