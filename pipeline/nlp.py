@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -302,26 +303,90 @@ class ParseStats:
     words: int = 0
 
 
+class SentenceStore:
+    """The parse cache: sentence rows of parsed stories, by content hash, in a few parquet
+    segments (one per batch of stories parsed), so that reading 10,000 cached stories is a
+    few file reads rather than 10,000. Segments are written atomically; when there are more
+    than `max_segments`, they are merged into one."""
+
+    def __init__(self, folder: Path, max_segments: int = 24):
+        self.folder = Path(folder)
+        self.max_segments = max_segments
+
+    def segments(self) -> list[Path]:
+        return sorted(self.folder.glob("seg-*.parquet"))
+
+    def index(self) -> dict[str, Path]:
+        """content hash -> the segment holding its sentences."""
+        import pyarrow.parquet as pq
+
+        out: dict[str, Path] = {}
+        for seg in self.segments():
+            try:
+                hashes = pq.read_table(seg, columns=["content_hash"]).column(0).unique().to_pylist()
+            except Exception:  # a damaged segment is ignored (its stories are parsed again)
+                continue
+            out.update(dict.fromkeys(hashes, seg))
+        return out
+
+    def read(self, hashes: set[str], index: dict[str, Path]) -> pd.DataFrame:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        tables = []
+        for seg in sorted({index[h] for h in hashes if h in index}):
+            table = pq.read_table(seg)
+            tables.append(table.filter(pc.is_in(table["content_hash"], pa.array(sorted(hashes)))))
+        if not tables:
+            return pd.DataFrame(columns=[*SENTENCE_COLUMNS, "content_hash"])
+        return pa.concat_tables(tables).to_pandas()
+
+    def write(self, frames: list[pd.DataFrame]) -> Path | None:
+        from .outputs import write_parquet
+
+        if not frames:
+            return None
+        data = pd.concat(frames, ignore_index=True)
+        name = hashlib.sha256("\n".join(sorted(set(data["content_hash"]))).encode()).hexdigest()[:16]
+        return write_parquet(self.folder / f"seg-{name}.parquet", data)
+
+    def compact(self) -> None:
+        """Merge all segments into one when there are too many (each re-run adds a small one)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        segs = self.segments()
+        if len(segs) <= self.max_segments:
+            return
+        frame = pa.concat_tables([pq.read_table(s) for s in segs]).to_pandas()
+        merged = self.write([frame.drop_duplicates(["content_hash", "sentence_index"])])
+        for seg in segs:
+            if seg != merged:
+                seg.unlink(missing_ok=True)
+
+
 def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir: Path | None = None,
-                  stats: ParseStats | None = None) -> pd.DataFrame:
+                  stats: ParseStats | None = None, segment_size: int = 1000) -> pd.DataFrame:
     """Parse every story into the sentences table (see SENTENCE_COLUMNS), using the cache.
 
     `nlp` may be a loaded pipeline, a callable returning one (loaded only when a story is not in
-    the cache), or None (load the configured pipeline when needed)."""
+    the cache), or None (load the configured pipeline when needed). Newly parsed stories are
+    stored every `segment_size` stories, so an interrupted run keeps most of its work."""
     stats = stats if stats is not None else ParseStats()
-    cache_dir = Path(cache_dir or settings.cache_dir / "sentences") / model_fingerprint(settings)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    frames: dict[str, pd.DataFrame] = {}
-    todo = []
-    for sid, text, h in zip(stories["story_id"], stories["text"], stories["content_hash"]):
-        path = cache_dir / f"{h}.parquet"
-        if path.exists():
-            cached = pd.read_parquet(path)
-            cached["story_id"] = sid
-            frames[sid] = cached
-            stats.cached += 1
-        else:
-            todo.append((sid, text, h))
+    store = SentenceStore(Path(cache_dir or settings.cache_dir / "sentences") / model_fingerprint(settings))
+    store.folder.mkdir(parents=True, exist_ok=True)
+    index = store.index()
+    hashes = set(stories["content_hash"])
+    cached = store.read(hashes & set(index), index)
+    frames: list[pd.DataFrame] = []
+    if len(cached):
+        ids = stories[["story_id", "content_hash"]]
+        cached = ids.merge(cached.drop(columns="story_id"), on="content_hash", how="inner")
+        frames.append(cached)
+        stats.cached += int(cached["story_id"].nunique())
+    todo = [(sid, text, h) for sid, text, h in zip(stories["story_id"], stories["text"], stories["content_hash"])
+            if h not in index]
     if todo:
         if nlp is None:
             nlp = load(settings)
@@ -330,15 +395,22 @@ def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir
     texts = ((text, (sid, h)) for sid, text, h in todo)
     processes = settings.nlp_processes if len(todo) >= 4 * settings.nlp_batch_size else 1
     docs = nlp.pipe(texts, as_tuples=True, batch_size=settings.nlp_batch_size, n_process=processes) if todo else []
+    pending: list[pd.DataFrame] = []
     for doc, (sid, h) in progress(docs, "parse", enabled=settings.progress, total=len(todo)):
-        frame = pd.DataFrame(doc_to_sentences(doc, sid), columns=SENTENCE_COLUMNS)
-        from .outputs import write_parquet
-
-        write_parquet(cache_dir / f"{h}.parquet", frame)
-        frames[sid] = frame
+        frame = pd.DataFrame(doc_to_sentences(doc, sid), columns=SENTENCE_COLUMNS).assign(content_hash=h)
+        pending.append(frame)
+        frames.append(frame)
         stats.parsed += 1
         stats.words += sum(1 for t in doc if not t.is_space and not t.is_punct)
-    ordered = [frames[sid] for sid in stories["story_id"] if sid in frames]
-    if not ordered:
+        if len(pending) >= segment_size:
+            store.write(pending)
+            pending = []
+    store.write(pending)
+    if todo:
+        store.compact()
+    if not frames:
         return pd.DataFrame(columns=SENTENCE_COLUMNS)
-    return pd.concat(ordered, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    order = {sid: i for i, sid in enumerate(stories["story_id"])}
+    out = out.iloc[np.lexsort((out["sentence_index"].to_numpy(), out["story_id"].map(order).to_numpy()))]
+    return out[SENTENCE_COLUMNS].reset_index(drop=True)
