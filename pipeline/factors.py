@@ -27,9 +27,13 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from . import features
+from .features import CharNgramVectorizer
+from .frames import named, tuples
 from .settings import DATA_DIR, Settings
 
 LABELS = ("none", "succes", "knelpunt")
+SENTENCE_FIELDS = ["story_id", "sentence_index", "start", "end", "text", "block_type", "heading", "lemmas", "tokens"]
 UNIT_COLUMNS = ["story_id", "sentence_index", "unit", "start", "end", "text", "block_type", "heading", "lemmas",
                 "tokens"]
 FACTOR_COLUMNS = ["story_id", "sentence_index", "start", "end", "polarity", "confidence", "sentence", "phrase",
@@ -125,7 +129,7 @@ def make_units(sentences: pd.DataFrame) -> pd.DataFrame:
     """The units table: one row per clause unit, with offsets in the story text."""
     rows = []
     has_tokens = "tokens" in sentences.columns
-    for rec in sentences.itertuples(index=False):
+    for rec in named(sentences[[c for c in SENTENCE_FIELDS if c in sentences.columns]], "Sentence"):
         spans = split_units(rec.text) if rec.block_type != "heading" else [(0, len(rec.text))]
         toks = rec.tokens if has_tokens and isinstance(rec.tokens, str) else ""
         lemma_words = rec.lemmas.split()
@@ -174,7 +178,7 @@ _QUOTE = re.compile(r"[\"“”‘’«»]|^'|\s'")
 def unit_signals(units: pd.DataFrame, cues: Cues) -> list[dict]:
     """Hand-made signals per unit (cue counts, heading polarity, negation, contrast, quotes, list)."""
     feats = []
-    for rec in units.itertuples(index=False):
+    for rec in named(units[["text", "heading", "block_type", "unit"]], "Unit"):
         t = rec.text
         low = t.lower()
         n_s = len(cues.succes.findall(low))
@@ -204,6 +208,23 @@ def unit_signals(units: pd.DataFrame, cues: Cues) -> list[dict]:
     return feats
 
 
+def _dict_matrix(dicts: list[dict], vocabulary: dict[str, int]) -> sp.csr_matrix:
+    """What `DictVectorizer.transform` gives for boolean/numeric feature dicts (unknown keys and
+    zero values dropped), built in one pass."""
+    indptr, indices, values = [0], [], []
+    for d in dicts:
+        for key, value in d.items():
+            j = vocabulary.get(key)
+            if j is not None and value:
+                indices.append(j)
+                values.append(float(value))
+        indptr.append(len(indices))
+    X = sp.csr_matrix((np.array(values), np.array(indices, dtype=np.int64), np.array(indptr)),
+                      shape=(len(dicts), len(vocabulary)))
+    X.sort_indices()
+    return X
+
+
 @dataclass
 class FactorModel:
     C: float = 1.0
@@ -213,9 +234,10 @@ class FactorModel:
     signal_weight: float = 0.5
 
     vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
-    char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    char_vectorizer_: CharNgramVectorizer | None = field(default=None, repr=False)
     signals_: DictVectorizer | None = field(default=None, repr=False)
     model_: LogisticRegression | None = field(default=None, repr=False)
+    fingerprint_: str = ""  # of the training data and parameters (set by `train`)
 
     def _features(self, units: pd.DataFrame, fit: bool = False):
         cues = load_cues()
@@ -227,12 +249,11 @@ class FactorModel:
             Xl = self.vectorizer_.fit_transform(units["lemmas"])
             Xs = self.signals_.fit_transform(sig)
             if self.use_chars:
-                self.char_vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=3,
-                                                        sublinear_tf=True, max_features=40000)
+                self.char_vectorizer_ = CharNgramVectorizer((3, 5), min_df=3, max_features=40000)
                 Xc = self.char_vectorizer_.fit_transform(units["text"])
         else:
             Xl = self.vectorizer_.transform(units["lemmas"])
-            Xs = self.signals_.transform(sig)
+            Xs = _dict_matrix(sig, self.signals_.vocabulary_)
             if self.use_chars:
                 Xc = self.char_vectorizer_.transform(units["text"])
         parts = [Xl, Xs * self.signal_weight] + ([Xc] if self.use_chars else [])
@@ -378,7 +399,7 @@ def condense_units(units: pd.DataFrame, max_words: int = 12) -> list[tuple[str, 
     stripped, then the dependency tree pruned (see `_reduce_tokens`) to at most `max_words` words.
     Units without tokens fall back to a plain cut."""
     out = []
-    for text, start, tokens in zip(units["text"], units["start"], units["tokens"]):
+    for text, start, tokens in tuples(units, ["text", "start", "tokens"]):
         core = strip_framing(text)
         offset = text.find(core)
         toks = parse_tokens(tokens) if isinstance(tokens, str) else []
@@ -480,14 +501,18 @@ def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, se
                                         index=False).values.tobytes())
     h.update(pd.util.hash_pandas_object(gold.astype(str), index=False).values.tobytes())
     h.update((DATA_DIR / "cues.yaml").read_bytes())
+    for module in (__file__, features.__file__):  # the code computing the features
+        h.update(Path(module).read_bytes())
     path = Path(settings.cache_dir) / "models" / f"factors-{h.hexdigest()[:16]}.joblib"
     if path.exists():
-        return joblib.load(path)
-    units = make_units(train_sentences)
-    y = unit_labels(units, gold_spans(stories, gold))
-    model.fit(units, y)
-    with atomic_path(path) as tmp:
-        joblib.dump(model, tmp)
+        model = joblib.load(path)
+    else:
+        units = make_units(train_sentences)
+        y = unit_labels(units, gold_spans(stories, gold))
+        model.fit(units, y)
+        with atomic_path(path) as tmp:
+            joblib.dump(model, tmp)
+    model.fingerprint_ = h.hexdigest()[:16]
     return model
 
 
@@ -508,7 +533,7 @@ def extract(stories: pd.DataFrame, sentences: pd.DataFrame, model: FactorModel, 
         phrases = condense_units(hits)
     else:
         phrases = condense_all(list(hits["text"]), nlp)
-    for rec, (phrase, lemmas) in zip(hits.itertuples(index=False), phrases):
+    for rec, (phrase, lemmas) in zip(named(hits, "Hit"), phrases):
         rows.append({"story_id": rec.story_id, "sentence_index": rec.sentence_index, "start": rec.start,
                      "end": rec.end, "polarity": rec.polarity, "confidence": rec.confidence,
                      "sentence": rec.text, "phrase": phrase, "phrase_lemmas": lemmas,

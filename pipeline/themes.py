@@ -25,7 +25,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
-from .settings import Settings, Theme, load_themes
+from . import features
+from .features import CharNgramVectorizer
+from .settings import DATA_DIR, Settings, Theme, load_themes
 
 FLAG_NONE = "geen-thema"  # no theme reached its threshold: the editor decides
 FLAG_UNSURE = "onzeker"  # the main theme only just passed its threshold
@@ -73,18 +75,18 @@ class ThemeClassifier:
 
     # learned
     word_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
-    char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    char_vectorizer_: CharNgramVectorizer | None = field(default=None, repr=False)
     models_: list | None = field(default=None, repr=False)
     main_model_: OneVsRestClassifier | None = field(default=None, repr=False)
     thresholds_: np.ndarray | None = None
     n_train_: int = 0
+    fingerprint_: str = ""  # of the training data and parameters (set by `train`)
 
     # -- features ---------------------------------------------------------------------------
     def _fit_vectorizers(self, docs: pd.DataFrame):
         self.word_vectorizer_ = TfidfVectorizer(ngram_range=self.word_ngrams, min_df=self.min_df, sublinear_tf=True,
                                                 token_pattern=r"(?u)\b[^\W\d_][\w-]+\b", max_df=0.9)
-        self.char_vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, min_df=self.min_df,
-                                                sublinear_tf=True, lowercase=True, max_features=60000, max_df=0.9)
+        self.char_vectorizer_ = CharNgramVectorizer(self.char_ngrams, min_df=self.min_df, max_features=60000, max_df=0.9)
         self.word_vectorizer_.fit(docs["lemmas"])
         self.char_vectorizer_.fit(docs["text"])
 
@@ -258,6 +260,9 @@ def training_fingerprint(docs: pd.DataFrame, labels: pd.DataFrame, clf: ThemeCla
     for sid, ts in zip(labels["story_id"], labels["themes"]):
         h.update(f"{sid}:{';'.join(ts)}".encode())
     h.update(repr((clf.themes, clf.C, clf.char_ngrams, clf.word_ngrams, clf.min_df, clf.seed)).encode())
+    h.update((DATA_DIR / "themes.yaml").read_bytes())  # seed terms are features
+    for module in (__file__, features.__file__):  # the code computing the features
+        h.update(Path(module).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -273,7 +278,9 @@ def train(train_docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings,
     if cache_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("fingerprint") == fingerprint:
-            return ThemeClassifier.load(cache_path)
+            clf = ThemeClassifier.load(cache_path)
+            clf.fingerprint_ = fingerprint
+            return clf
     Y = label_matrix(labels, keys)
     clf.fit(train_docs, Y, labels["main_theme"].fillna("").tolist())
     import sklearn
@@ -287,6 +294,7 @@ def train(train_docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings,
         "sklearn_version": sklearn.__version__,
         "training_stories": train_docs["story_id"].tolist(),
     })
+    clf.fingerprint_ = fingerprint
     return clf
 
 
