@@ -6,8 +6,10 @@ each block L2-normalised and weighted, the whole row L2-normalised (cosine geome
 
 Clustering: average-linkage agglomerative clustering with a cosine distance threshold (no fixed
 number of clusters). Every factor ends up in a cluster; a factor named by one story only is a
-cluster of one. Groups larger than `max_exact` are clustered along a k-nearest-neighbour graph of
-an SVD projection (deterministic), which avoids the quadratic distance matrix.
+cluster of one. Groups larger than `max_exact` are first split into blocks of similar phrases
+(k-means on an SVD projection, deterministic), each clustered exactly, which avoids the quadratic
+distance matrix. With a memo folder, a re-run that adds a few phrases to a group assigns them to
+the existing clusters instead of clustering the group again (see `cluster_factors`).
 
 Each cluster gets a stable id (a hash of its members' story ids and offsets: the same members
 give the same id on every run), a label (its most central phrase), keywords and support.
@@ -24,10 +26,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import yaml
-from sklearn.cluster import AgglomerativeClustering
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from .features import CharNgramVectorizer
 from .settings import DATA_DIR
 
 CLUSTER_COLUMNS = ["cluster_id", "theme", "polarity", "label", "keywords", "n_members", "n_stories", "n_regions",
@@ -50,7 +52,8 @@ def dutch_stop_words() -> frozenset[str]:
 class Concept:
     id: str
     label: str
-    pattern: re.Pattern
+    terms: tuple[str, ...]  # lower case; a trailing * matches any continuation
+    pattern: re.Pattern  # all terms as one regular expression (whole words)
 
 
 @lru_cache(maxsize=4)
@@ -58,23 +61,59 @@ def load_concepts(path: Path = DATA_DIR / "concepts.yaml") -> tuple[Concept, ...
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     out = []
     for c in data["concepts"]:
-        parts = []
-        for term in c["terms"]:
-            t = term.lower().strip()
-            body = re.escape(t.rstrip("*")).replace(r"\ ", r"\s+") + (r"\w*" if t.endswith("*") else "")
-            parts.append(body)
-        out.append(Concept(c["id"], c.get("label", c["id"]), re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")))
+        terms = tuple(str(t).lower().strip() for t in c["terms"])
+        # "*" matches any continuation of a word, at the end of a term or inside it ("werkgever* betrekken")
+        parts = [r"\w*".join(re.escape(piece) for piece in t.rstrip("*").split("*")).replace(r"\ ", r"\s+")
+                 + (r"\w*" if t.endswith("*") else "") for t in terms]
+        out.append(Concept(c["id"], c.get("label", c["id"]), terms,
+                           re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")))
     return tuple(out)
 
 
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=4)
+def _concept_index(concepts: tuple[Concept, ...]):
+    """Lookup tables for `concept_matrix`: whole words, word prefixes (terms ending in *), and
+    the first word of every other term (such a term is then checked with its concept's pattern)."""
+    exact: dict[str, set[int]] = {}
+    prefix: dict[str, set[int]] = {}
+    trigger: dict[str, set[int]] = {}
+    for j, c in enumerate(concepts):
+        for t in c.terms:
+            stem = t.rstrip("*")
+            if _WORD.fullmatch(stem):
+                (prefix if t.endswith("*") else exact).setdefault(stem, set()).add(j)
+            else:  # checked with the pattern when its first word occurs (always, if that word has a *)
+                first = _WORD.match(stem)
+                word = first.group(0) if first and not stem[first.end():].startswith("*") else ""
+                trigger.setdefault(word, set()).add(j)
+    return exact, prefix, trigger, max((len(k) for k in prefix), default=0)
+
+
 def concept_matrix(texts, concepts) -> sp.csr_matrix:
+    """(len(texts), len(concepts)) 0/1 matrix: which concepts each text mentions (any term, as
+    whole words). Word lookups in dictionaries; a multi-word term's pattern only runs on texts
+    holding its first word."""
+    exact, prefix, trigger, longest = _concept_index(tuple(concepts))
     rows, cols = [], []
-    for i, t in enumerate(texts):
-        low = t.lower()
-        for j, c in enumerate(concepts):
-            if c.pattern.search(low):
-                rows.append(i)
-                cols.append(j)
+    for i, text in enumerate(texts):
+        low = str(text).lower()
+        found: set[int] = set()
+        check: set[int] = set(trigger.get("", ()))
+        for w in set(_WORD.findall(low)):
+            found |= exact.get(w, set())
+            for n in range(1, min(len(w), longest) + 1):
+                hit = prefix.get(w[:n])
+                if hit:
+                    found |= hit
+            check |= trigger.get(w, set())
+        for j in check - found:
+            if concepts[j].pattern.search(low):
+                found.add(j)
+        rows += [i] * len(found)
+        cols += sorted(found)
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), len(concepts)))
 
 
@@ -88,7 +127,7 @@ class PhraseVectorizer:
     concepts_path: Path = DATA_DIR / "concepts.yaml"
 
     lemma_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
-    char_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
+    char_vectorizer_: CharNgramVectorizer | None = field(default=None, repr=False)
     concepts_: tuple | None = field(default=None, repr=False)
 
     def _lemma_text(self, lemmas) -> list[str]:
@@ -96,75 +135,133 @@ class PhraseVectorizer:
         return [" ".join(w for w in str(l).lower().split() if w not in stop and len(w) > 1) for l in lemmas]
 
     def fit(self, texts, lemmas) -> "PhraseVectorizer":
+        self.fit_transform(texts, lemmas)
+        return self
+
+    def fit_transform(self, texts, lemmas) -> sp.csr_matrix:
         lt = self._lemma_text(lemmas)
         self.lemma_vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True,
                                                  token_pattern=r"(?u)\b\w[\w-]+\b")
-        self.char_vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 5), min_df=1, sublinear_tf=True)
-        if any(t.strip() for t in lt):
-            self.lemma_vectorizer_.fit(lt)
-        else:
-            self.lemma_vectorizer_.fit(["leeg"])
-        self.char_vectorizer_.fit([" ".join(x) for x in zip([str(t).lower() for t in texts], lt)])
+        self.char_vectorizer_ = CharNgramVectorizer((4, 5), min_df=1)
+        self.lemma_vectorizer_.fit(lt if any(t.strip() for t in lt) else ["leeg"])
         self.concepts_ = load_concepts(Path(self.concepts_path))
-        return self
+        return self._combine(texts, lt, fit=True)
 
     def transform(self, texts, lemmas) -> sp.csr_matrix:
-        lt = self._lemma_text(lemmas)
+        return self._combine(texts, self._lemma_text(lemmas), fit=False)
+
+    def _combine(self, texts, lt: list[str], fit: bool) -> sp.csr_matrix:
         low = [str(t).lower() for t in texts]
-        blocks = [
-            normalize(self.lemma_vectorizer_.transform(lt)) * self.w_lemma,
-            normalize(self.char_vectorizer_.transform([" ".join(x) for x in zip(low, lt)])) * self.w_char,
-        ]
+        both = [" ".join(x) for x in zip(low, lt)]
+        chars = self.char_vectorizer_.fit_transform(both) if fit else self.char_vectorizer_.transform(both)
+        blocks = [normalize(self.lemma_vectorizer_.transform(lt)) * self.w_lemma, chars * self.w_char]
         if self.concepts_:
-            blocks.append(normalize(concept_matrix([f"{a} {b}" for a, b in zip(low, lt)], self.concepts_)) * self.w_concept)
+            blocks.append(normalize(concept_matrix(both, self.concepts_)) * self.w_concept)
         return normalize(sp.hstack(blocks).tocsr())
 
-    def fit_transform(self, texts, lemmas) -> sp.csr_matrix:
-        return self.fit(texts, lemmas).transform(texts, lemmas)
 
+def cluster_vectors(X: sp.csr_matrix, threshold: float, max_exact: int = 2500, seed: int = 0) -> np.ndarray:
+    """Cluster labels (0..k-1, numbered by first member) for the rows of X (cosine distance).
 
-def cluster_vectors(X: sp.csr_matrix, threshold: float, max_exact: int = 2500) -> np.ndarray:
-    """Cluster labels (0..k-1, numbered by first member) for the rows of X (cosine distance)."""
+    Up to `max_exact` rows: exact average linkage, cut at `threshold`. Larger groups are first
+    split into blocks of at most `max_exact` rows by k-means on a small SVD projection (similar
+    phrases share a block), and each block is clustered exactly: time and memory grow with
+    n * max_exact instead of n * n.
+    """
     n = X.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    if n == 1:
-        return np.zeros(1, dtype=int)
+    if n <= 1:
+        return np.zeros(n, dtype=int)
     if n <= max_exact:
-        # rows are L2-normalised (or empty): cosine distance = 1 - dot product; an empty row is
-        # at distance 1 from everything and so stays on its own
-        D = 1.0 - (X @ X.T).toarray()
-        np.clip(D, 0.0, 2.0, out=D)
-        np.fill_diagonal(D, 0.0)
-        model = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
-                                        distance_threshold=threshold)
-        raw = model.fit_predict(D)
+        raw = _average_linkage(X, threshold)
     else:
-        raw = _neighbour_clusters(X, threshold)
-    # renumber by first appearance so labels do not depend on the algorithm's numbering
-    mapping: dict[int, int] = {}
-    return np.array([mapping.setdefault(int(r), len(mapping)) for r in raw])
+        raw = np.empty(n, dtype=np.int64)
+        offset = 0
+        for idx in _blocks(X, max_exact, seed):
+            labels = _average_linkage(X[idx], threshold)
+            raw[idx] = labels + offset
+            offset += int(labels.max()) + 1
+    return _renumber(raw)
 
 
-def _neighbour_clusters(X: sp.csr_matrix, threshold: float, n_neighbors: int = 15, dims: int = 128,
-                        seed: int = 0) -> np.ndarray:
-    """Average linkage restricted to a k-nearest-neighbour graph, on an SVD projection of X:
-    memory and time grow with n * k instead of n * n (for very large groups)."""
+def _renumber(raw: np.ndarray) -> np.ndarray:
+    """Labels 0..k-1 numbered by first appearance, so they do not depend on the algorithm's numbering."""
+    _, first, inverse = np.unique(raw, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=int)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.ravel()]
+
+
+def _average_linkage(X: sp.csr_matrix, threshold: float) -> np.ndarray:
+    """Exact average-linkage clustering of the rows of X, cut at cosine distance `threshold`.
+    Rows are L2-normalised (or empty): cosine distance = 1 - dot product; an empty row is at
+    distance 1 from everything and so stays on its own."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    n = X.shape[0]
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    D = (X @ X.T).toarray()
+    np.subtract(1.0, D, out=D)
+    np.clip(D, 0.0, 2.0, out=D)
+    np.fill_diagonal(D, 0.0)
+    D = np.maximum(D, D.T)  # exact symmetry against rounding
+    Z = linkage(squareform(D, checks=False), method="average")
+    return fcluster(Z, t=threshold, criterion="distance").astype(np.int64) - 1
+
+
+def _blocks(X: sp.csr_matrix, size: int, seed: int = 0, dims: int = 32) -> list[np.ndarray]:
+    """Row indices of X split into blocks of at most `size` rows of similar phrases
+    (k-means on an SVD projection, recursively until every block fits; deterministic)."""
+    import warnings
+
+    from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.neighbors import kneighbors_graph
+    from sklearn.exceptions import ConvergenceWarning
 
-    n_components = max(2, min(dims, X.shape[1] - 1, X.shape[0] - 1))
-    Z = TruncatedSVD(n_components=n_components, random_state=seed).fit_transform(X)
-    norms = np.linalg.norm(Z, axis=1)
-    ok = np.flatnonzero(norms > 1e-9)  # an empty phrase has no direction: it stays on its own
-    labels = np.arange(X.shape[0]) + X.shape[0]
-    if len(ok) >= 2:
-        Zok = Z[ok] / norms[ok, None]
-        graph = kneighbors_graph(Zok, n_neighbors=min(n_neighbors, len(ok) - 1), metric="cosine", include_self=False)
-        model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                        distance_threshold=threshold, connectivity=graph)
-        labels[ok] = model.fit_predict(Zok)
-    return labels
+    def split(idx: np.ndarray) -> list[np.ndarray]:
+        if len(idx) <= size:
+            return [idx]
+        sub = X[idx]
+        k = min(len(idx), int(np.ceil(2 * len(idx) / size)))
+        n_components = max(1, min(dims, sub.shape[1] - 1, len(idx) - 1))
+        Z = TruncatedSVD(n_components=n_components, n_iter=2, random_state=seed).fit_transform(sub)
+        Z = normalize(Z)
+        with warnings.catch_warnings():  # duplicate phrases can leave fewer distinct points than k
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            parts = KMeans(n_clusters=k, n_init=1, random_state=seed, max_iter=50).fit_predict(Z)
+        groups = [idx[parts == c] for c in range(k) if np.any(parts == c)]
+        if len(groups) == 1:  # no split possible (identical rows): cut in order
+            groups = [idx[i:i + size] for i in range(0, len(idx), size)]
+        return [b for g in groups for b in split(g)]
+
+    return split(np.arange(X.shape[0]))
+
+
+def assign_to_clusters(X_old: sp.csr_matrix, labels: np.ndarray, X_new: sp.csr_matrix, threshold: float) -> np.ndarray:
+    """Labels for new rows, given a clustering of X_old: each new row joins the cluster with the
+    highest average similarity if its average distance is within `threshold` (the average-linkage
+    criterion), else starts a new cluster. Rows are taken in order, each seeing the earlier ones."""
+    labels = np.asarray(labels, dtype=np.int64)
+    X = sp.vstack([X_old, X_new]).tocsr()
+    n_old = X_old.shape[0]
+    out = np.concatenate([labels, np.zeros(X_new.shape[0], dtype=np.int64)])
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for i in range(X_new.shape[0]):
+        row = n_old + i
+        if row == 0 or X[row].nnz == 0:
+            out[row], next_label = next_label, next_label + 1
+            continue
+        sims = (X[:row] @ X[row].T).toarray().ravel()
+        sums = np.bincount(out[:row], weights=sims, minlength=next_label)
+        counts = np.bincount(out[:row], minlength=next_label)
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
+        best = int(np.argmax(mean))
+        if 1.0 - mean[best] <= threshold:
+            out[row] = best
+        else:
+            out[row], next_label = next_label, next_label + 1
+    return out[n_old:]
 
 
 def cluster_id(story_ids, starts, ends) -> str:
@@ -178,12 +275,18 @@ def stable_cluster_id(members: pd.DataFrame) -> str:
     return cluster_id(members["story_id"], members["start"], members["end"])
 
 
-def _keywords(X_lemma: sp.csr_matrix, names: np.ndarray, idx: np.ndarray, top: int = 5) -> list[str]:
-    if X_lemma.shape[1] == 0 or len(idx) == 0:
-        return []
-    weights = np.asarray(X_lemma[idx].sum(axis=0)).ravel()
-    order = np.argsort(-weights, kind="stable")
-    return [names[k] for k in order[:top] if weights[k] > 0 and " " not in names[k]][:top]
+def _keywords(sums: sp.csr_matrix, names: np.ndarray, top: int = 5) -> list[list[str]]:
+    """Per row of `sums` (summed lemma tf-idf of a cluster's members): its top single-word lemmas."""
+    out = []
+    single = np.array([" " not in n for n in names], dtype=bool)
+    for r in range(sums.shape[0]):
+        lo, hi = sums.indptr[r], sums.indptr[r + 1]
+        cols, vals = sums.indices[lo:hi], sums.data[lo:hi]
+        ok = (vals > 0) & single[cols]
+        cols, vals = cols[ok], vals[ok]
+        order = np.lexsort((cols, -vals))[:top]
+        out.append([names[c] for c in cols[order]])
+    return out
 
 
 @dataclass
@@ -200,54 +303,170 @@ def assign_themes(factors: pd.DataFrame) -> pd.DataFrame:
     return f[f["theme"].astype(str) != ""].reset_index(drop=True)
 
 
+def member_key(story_id: str, start: int, end: int, phrase: str) -> str:
+    return f"{story_id}:{int(start)}:{int(end)}:{phrase}"
+
+
+@dataclass
+class _GroupClustering:
+    """One theme/polarity group: its labels and vectors, and its finished tables when they could
+    be reused from the memo unchanged."""
+
+    labels: np.ndarray | None  # None when the tables were reused
+    X: sp.csr_matrix | None
+    X_lemma: sp.csr_matrix | None
+    names: np.ndarray | None
+    vectorizer: PhraseVectorizer | None = None  # set when the memo must be (re)written
+    tables: tuple[pd.DataFrame, pd.DataFrame] | None = None
+
+
+def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, vectorizer: PhraseVectorizer | None,
+                      max_exact: int, memo: Path | None) -> _GroupClustering:
+    """Cluster one theme/polarity group (rows sorted as given; `keys` from `member_key`).
+
+    With a memo of an earlier run of the same group: the same phrases give back the memo's
+    clusters and tables; when the group only gained a few phrases (at most 5%, or 20) the memo's
+    clusters are kept (minus phrases that are gone) and the new phrases are assigned to them
+    (`assign_to_clusters`); otherwise, or without a memo, the group is clustered from scratch.
+    """
+    head = _load_memo(memo) if memo is not None else None  # keys and tables (small)
+    if head is not None:
+        old_index = {k: i for i, k in enumerate(head["keys"])}
+        known = np.array([k in old_index for k in keys], dtype=bool)
+        n_new = int((~known).sum())
+        if n_new == 0 and len(keys) == len(head["keys"]) and head.get("tables") is not None:
+            return _GroupClustering(None, None, None, None, tables=head["tables"])  # the same phrases as last time
+        small_change = known.any() and n_new <= max(20, 0.05 * len(keys))
+        state = _load_memo(memo.with_suffix(".vectors.pkl")) if small_change else None
+        vec = _load_memo(memo.with_suffix(".vectorizer.pkl")) if state is not None else None
+        if vec is not None:
+            rows = np.array([old_index[k] for k, ok in zip(keys, known) if ok], dtype=np.int64)
+            new = group[~known]
+            X_new = vec.transform(new["phrase"], new["phrase_lemmas"])
+            new_labels = assign_to_clusters(state["X"][rows], state["labels"][rows], X_new, threshold)
+            # back to the group's order: known rows first in `rows`, then the new ones
+            position = np.empty(len(keys), dtype=np.int64)
+            position[np.concatenate([np.flatnonzero(known), np.flatnonzero(~known)])] = np.arange(len(keys))
+            X = sp.vstack([state["X"][rows], X_new]).tocsr()[position]
+            X_lemma = sp.vstack([state["X_lemma"][rows], vec.lemma_vectorizer_.transform(
+                vec._lemma_text(new["phrase_lemmas"]))]).tocsr()[position]
+            labels = _renumber(np.concatenate([state["labels"][rows], new_labels])[position])
+            return _GroupClustering(labels, X, X_lemma, state["names"], vectorizer=vec)
+    vec = PhraseVectorizer() if vectorizer is None else PhraseVectorizer(vectorizer.w_lemma, vectorizer.w_char,
+                                                                          vectorizer.w_concept, vectorizer.concepts_path)
+    X = vec.fit_transform(group["phrase"], group["phrase_lemmas"])
+    labels = cluster_vectors(X, threshold, max_exact=max_exact)
+    X_lemma = vec.lemma_vectorizer_.transform(vec._lemma_text(group["phrase_lemmas"]))
+    return _GroupClustering(labels, X, X_lemma, vec.lemma_vectorizer_.get_feature_names_out(), vectorizer=vec)
+
+
+def _load_memo(path: Path):
+    import pickle
+
+    try:
+        return pickle.loads(path.read_bytes()) if path.exists() else None
+    except Exception:  # a damaged memo is ignored and rewritten
+        return None
+
+
+def _save_memo(path: Path, keys: list[str], g: _GroupClustering) -> None:
+    """The group's memo in three files: its keys and tables (read on every run), its vectors and
+    labels (read when phrases were added) and its fitted vectorizer (read to place new phrases)."""
+    import pickle
+
+    from .outputs import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vectors = {"labels": np.asarray(g.labels), "X": g.X, "X_lemma": g.X_lemma, "names": g.names}
+    for target, data in ((path.with_suffix(".vectorizer.pkl"), g.vectorizer), (path.with_suffix(".vectors.pkl"), vectors),
+                         (path, {"keys": keys, "tables": g.tables})):
+        with atomic_path(target) as tmp:
+            Path(tmp).write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def memo_fingerprint(threshold: float, vectorizer: PhraseVectorizer | None, max_exact: int) -> str:
+    """What a group's clustering depends on besides its phrases (for the memo's file name)."""
+    v = vectorizer or PhraseVectorizer()
+    h = hashlib.sha256(repr((threshold, v.w_lemma, v.w_char, v.w_concept, max_exact)).encode())
+    h.update(Path(v.concepts_path).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: float = 0.6,
-                    vectorizer: PhraseVectorizer | None = None, max_exact: int = 2500) -> ClusterResult:
+                    vectorizer: PhraseVectorizer | None = None, max_exact: int = 2500,
+                    memo_dir: Path | None = None) -> ClusterResult:
     """Cluster factors (with columns story_id, start, end, polarity, phrase, phrase_lemmas,
-    sentence, themes) per theme and polarity; `stories` gives region and date for support."""
+    sentence, themes) per theme and polarity; `stories` gives region and date for support.
+
+    `memo_dir` (optional) keeps each group's clustering so that a re-run after adding a few
+    stories assigns their phrases to the existing clusters (see `_group_clustering`); without it
+    every group is clustered from scratch, and the same input always gives the same clusters.
+    Regions and dates of the clusters come from `stories` (callers refresh them after verdicts;
+    see review.refresh_support).
+    """
     per_theme = assign_themes(factors)
-    region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
-    date_of = dict(zip(stories["story_id"], stories["date"]))
-    cluster_rows, member_rows = [], []
+    region_of = dict(zip(stories["story_id"].tolist(), stories["region"].fillna("").tolist()))
+    date_of = dict(zip(stories["story_id"].tolist(), stories["date"]))
+    fingerprint = memo_fingerprint(threshold, vectorizer, max_exact) if memo_dir is not None else ""
+    cluster_frames, member_frames = [], []
     for (theme, polarity), group in per_theme.groupby(["theme", "polarity"], sort=True):
         group = group.sort_values(["story_id", "start", "end"], kind="stable").reset_index(drop=True)
-        vec = PhraseVectorizer() if vectorizer is None else PhraseVectorizer(vectorizer.w_lemma, vectorizer.w_char,
-                                                                              vectorizer.w_concept, vectorizer.concepts_path)
-        X = vec.fit_transform(group["phrase"], group["phrase_lemmas"])
-        labels = cluster_vectors(X, threshold, max_exact=max_exact)
-        X_lemma = vec.lemma_vectorizer_.transform(vec._lemma_text(group["phrase_lemmas"]))
-        names = vec.lemma_vectorizer_.get_feature_names_out()
-        sids = group["story_id"].tolist()
-        phrases = group["phrase"].tolist()
-        starts, ends = group["start"].astype(int).tolist(), group["end"].astype(int).tolist()
-        sent_idx = group["sentence_index"].fillna(-1).astype(int).tolist() if "sentence_index" in group else [-1] * len(group)
-        sentences = group["sentence"].fillna("").tolist() if "sentence" in group else [""] * len(group)
-        order_all = np.argsort(labels, kind="stable")
-        bounds = np.flatnonzero(np.diff(labels[order_all])) + 1
-        for idx in np.split(order_all, bounds) if len(order_all) else []:
-            if len(idx) > 1:
-                sims = (X[idx] @ X[idx].T).toarray()
-                centrality = sims.mean(axis=1)
-            else:
-                centrality = np.ones(1)
-            order = sorted(range(len(idx)), key=lambda i: (-round(float(centrality[i]), 6), len(phrases[idx[i]]),
-                                                           sids[idx[i]], starts[idx[i]]))
-            cid = cluster_id([sids[i] for i in idx], [starts[i] for i in idx], [ends[i] for i in idx])
-            story_set = sorted({sids[i] for i in idx})
-            regions = sorted({region_of.get(x, "") for x in story_set} - {""})
-            dates = [date_of.get(x) for x in story_set if pd.notna(date_of.get(x))]
-            cluster_rows.append({
-                "cluster_id": cid, "theme": theme, "polarity": polarity,
-                "label": phrases[idx[order[0]]],
-                "keywords": ", ".join(_keywords(X_lemma, names, idx)),
-                "n_members": len(idx), "n_stories": len(story_set), "n_regions": len(regions),
-                "regions": "; ".join(regions),
-                "first_date": min(dates) if dates else pd.NaT, "last_date": max(dates) if dates else pd.NaT,
-                "story_ids": ";".join(story_set),
-            })
-            for i in order:
-                k = idx[i]
-                member_rows.append((cid, theme, polarity, sids[k], sent_idx[k], starts[k], ends[k], phrases[k],
-                                    sentences[k], round(float(centrality[i]), 4)))
-    clusters = pd.DataFrame(cluster_rows, columns=CLUSTER_COLUMNS)
-    members = pd.DataFrame(member_rows, columns=MEMBER_COLUMNS)
-    return ClusterResult(clusters, members)
+        keys = [member_key(*k) for k in zip(group["story_id"].tolist(), group["start"].tolist(),
+                                            group["end"].tolist(), group["phrase"].tolist())]
+        memo = Path(memo_dir) / f"{fingerprint}-{theme}-{polarity}.pkl" if memo_dir is not None else None
+        g = _group_clustering(group, keys, threshold, vectorizer, max_exact, memo)
+        if g.tables is None:
+            g.tables = _group_tables(group, g, theme, polarity, region_of, date_of)
+            if memo is not None and g.vectorizer is not None:
+                _save_memo(memo, keys, g)
+        cluster_frames.append(g.tables[0])
+        member_frames.append(g.tables[1])
+    clusters = (pd.concat(cluster_frames, ignore_index=True) if cluster_frames
+                else pd.DataFrame(columns=CLUSTER_COLUMNS))
+    members = pd.concat(member_frames, ignore_index=True) if member_frames else pd.DataFrame(columns=MEMBER_COLUMNS)
+    return ClusterResult(clusters[CLUSTER_COLUMNS], members[MEMBER_COLUMNS])
+
+
+def _group_tables(group: pd.DataFrame, g: _GroupClustering, theme: str, polarity: str, region_of: dict,
+                  date_of: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The clusters and members tables of one group, clusters in the order of their first member."""
+    labels, X = g.labels, g.X
+    n, k = len(group), int(labels.max()) + 1
+    # cluster membership as a sparse indicator: sums per cluster without a loop per cluster
+    member_of = sp.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(k, n))
+    size = np.bincount(labels, minlength=k)
+    sums = (member_of @ X).tocsr()
+    # centrality = mean cosine similarity to the members of its cluster (itself included)
+    centrality = np.asarray(X.multiply(sums[labels]).sum(axis=1)).ravel() / size[labels]
+    centrality = np.where(size[labels] > 1, centrality, 1.0).round(4)
+    keywords = _keywords((member_of @ g.X_lemma).tocsr(), g.names)
+    sids = np.array(group["story_id"].astype(str).tolist(), dtype=object)
+    phrases = np.array(group["phrase"].fillna("").astype(str).tolist(), dtype=object)
+    starts, ends = group["start"].astype(int).to_numpy(), group["end"].astype(int).to_numpy()
+    # members ordered per cluster: most central first, then shorter phrase, story, offset
+    lengths = np.fromiter((len(x) for x in phrases), dtype=np.int64, count=n)
+    order = np.lexsort((starts, sids.astype(str), lengths, -centrality, labels))
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    cids = np.empty(k, dtype=object)
+    rows = []
+    for idx in np.split(order, bounds):
+        label = int(labels[idx[0]])
+        cid = cluster_id(sids[idx], starts[idx], ends[idx])
+        cids[label] = cid
+        story_set = sorted(set(sids[idx].tolist()))
+        regions = sorted({region_of.get(x, "") for x in story_set} - {""})
+        dates = [date_of.get(x) for x in story_set if pd.notna(date_of.get(x))]
+        rows.append((cid, theme, polarity, phrases[idx[0]], ", ".join(keywords[label]), len(idx), len(story_set),
+                     len(regions), "; ".join(regions), min(dates) if dates else pd.NaT,
+                     max(dates) if dates else pd.NaT, ";".join(story_set), int(idx.min())))
+    clusters = pd.DataFrame(rows, columns=[*CLUSTER_COLUMNS, "_first"])
+    clusters = clusters.sort_values("_first", kind="stable").drop(columns="_first").reset_index(drop=True)
+    sent_idx = (group["sentence_index"].fillna(-1).astype(int).to_numpy() if "sentence_index" in group
+                else np.full(n, -1))
+    sentences = group["sentence"].fillna("").to_numpy() if "sentence" in group else np.full(n, "")
+    members = pd.DataFrame({
+        "cluster_id": cids[labels[order]], "theme": theme, "polarity": polarity, "story_id": sids[order],
+        "sentence_index": sent_idx[order], "start": starts[order], "end": ends[order], "phrase": phrases[order],
+        "sentence": sentences[order], "centrality": centrality[order]})
+    return clusters, members
