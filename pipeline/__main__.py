@@ -22,6 +22,8 @@ def _common(p: argparse.ArgumentParser, period: bool = True) -> None:
         p.add_argument("--period", metavar="P", help="a period instead of --since/--until: 2024, 2024H1, 2024Q3, 2024-03")
     p.add_argument("--review", metavar="FILE", help="the editor's review sheet (default: corpus/review/review.xlsx)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--recluster", action="store_true",
+                   help="cluster every theme from scratch instead of adding new phrases to the previous run's clusters")
 
 
 STAGE_HELP = {
@@ -100,7 +102,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     out = getattr(args, "out", None)
     s = s.replace(corpus_dir=getattr(args, "corpus", None), out_dir=out, since=since, until=until,
                   review_file=getattr(args, "review", None),
-                  progress=False if getattr(args, "quiet", False) else None)
+                  progress=False if getattr(args, "quiet", False) else None,
+                  incremental_clusters=False if getattr(args, "recluster", False) else None)
     if (s.since or s.until) and getattr(args, "command", "") != "ingest":
         s = s.replace(out_dir=s.out_dir / Period(s.since, s.until).label)  # build/<period>/
     return s

@@ -27,6 +27,8 @@ class RunResult:
     settings: Settings
     ingest: IngestResult
     stories: pd.DataFrame  # the stories of the period analysed
+    # every story's sentences after `parse`; after later stages only those of the stories that
+    # were not in the per-story memo (see `_Models.needing_sentences`)
     sentences: pd.DataFrame
     themes: pd.DataFrame
     factors: pd.DataFrame
@@ -48,7 +50,7 @@ class Training:
     gold_factors: pd.DataFrame
 
 
-def load_training(settings: Settings, nlp, target: IngestResult | None = None, target_sentences=None) -> Training:
+def load_training(settings: Settings, nlp, target: IngestResult | None = None) -> Training:
     """The annotated bundled corpus, parsed (from the cache when possible)."""
     from .nlp import parse_stories
 
@@ -58,11 +60,7 @@ def load_training(settings: Settings, nlp, target: IngestResult | None = None, t
     stories = target.stories if same else ingest(corpus_settings, echo=None).stories
     labels, gold = load_annotations(corpus_settings)
     stories = stories[stories["story_id"].isin(labels["story_id"])].reset_index(drop=True)
-    if same and target_sentences is not None:
-        sentences = target_sentences[target_sentences["story_id"].isin(set(stories["story_id"]))].reset_index(drop=True)
-    else:
-        sentences = parse_stories(stories, corpus_settings, nlp)
-    return Training(stories, sentences, labels, gold)
+    return Training(stories, parse_stories(stories, corpus_settings, nlp), labels, gold)
 
 
 STAGES = ("ingest", "parse", "themes", "factors", "cluster", "draft")
@@ -122,41 +120,49 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
         return loaded["nlp"]
 
     with timed("parse"):
-        sentences = parse_stories(stories, settings, get_nlp)
-        all_in_target = len(stories) == len(result.stories)
-        training = load_training(settings, get_nlp, result, sentences if all_in_target else None)
-    if "load_model" in timings:
-        timings["parse"] -= timings["load_model"]
+        training = load_training(settings, get_nlp, result)
+        sentences = parse_stories(stories, settings, get_nlp) if until == "parse" else None
     if until == "parse":
+        timings["parse"] -= timings.get("load_model", 0.0)
         empty.sentences = sentences
         return empty
 
-    # --- themes ---------------------------------------------------------------------------
+    # --- the models (trained on the bundled corpus and the editor's theme corrections) ------------
     labels = _apply_theme_corrections(training.labels, editor.themes)
     with timed("themes"):
-        docs = theme_stage.story_documents(stories, sentences)
         train_docs = theme_stage.story_documents(training.stories, training.sentences)
         # editor's corrections of stories outside the bundled corpus become training labels too
-        extra = labels[~labels["story_id"].isin(train_docs["story_id"]) & labels["story_id"].isin(docs["story_id"])]
-        train_docs = pd.concat([train_docs, docs[docs["story_id"].isin(extra["story_id"])]], ignore_index=True)
+        extra = labels[~labels["story_id"].isin(train_docs["story_id"]) & labels["story_id"].isin(stories["story_id"])]
+        if len(extra):
+            extra_stories = stories[stories["story_id"].isin(extra["story_id"])]
+            train_docs = pd.concat([train_docs, theme_stage.story_documents(
+                extra_stories, parse_stories(extra_stories, settings, get_nlp))], ignore_index=True)
         clf = theme_stage.train(train_docs, labels[labels["story_id"].isin(train_docs["story_id"])], settings)
         editor_labels = labels[labels["story_id"].isin(set(stories["story_id"]))][["story_id", "themes"]]
-        themes = theme_stage.classify(docs, clf, editor_labels)
+    with timed("factors"):
+        model = factor_stage.train(training.stories, training.sentences, training.gold_factors, settings)
+    models = _Models(clf, model, editor_labels, settings)
+
+    # --- parse what is not known yet, then themes and factors ------------------------------------
+    with timed("parse"):
+        # only stories whose themes or factors are not in the per-story memo need their sentences
+        sentences = parse_stories(models.needing_sentences(stories), settings, get_nlp)
+    timings["parse"] -= timings.get("load_model", 0.0)
+    with timed("themes"):
+        themes = models.themes(stories, sentences)
     if until == "themes":
         empty.sentences, empty.themes = sentences, themes
         return empty
-
-    # --- factors ----------------------------------------------------------------------------
     with timed("factors"):
-        model = factor_stage.train(training.stories, training.sentences, training.gold_factors, settings)
-        factors = factor_stage.extract(stories, sentences, model, None, themes)
+        factors = models.factors(stories, sentences, themes)
     if until == "factors":
         empty.sentences, empty.themes, empty.factors = sentences, themes, factors
         return empty
 
     # --- clusters and the draft --------------------------------------------------------------
     with timed("cluster"):
-        clustered = cluster_stage.cluster_factors(factors, stories, threshold=settings.cluster_threshold)
+        clustered = cluster_stage.cluster_factors(factors, stories, threshold=settings.cluster_threshold,
+                                                  memo_dir=_cluster_memo_dir(settings, period))
         clusters, members = clustered.clusters, clustered.members
         from .review import apply_verdicts, refresh_support
 
@@ -174,10 +180,9 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
     if prev_period is not None:
         with timed("trends"):
             prev_stories = select_period(result.stories, prev_period.since, prev_period.until)
-            prev_sentences = parse_stories(prev_stories, settings, get_nlp)
-            prev_docs = theme_stage.story_documents(prev_stories, prev_sentences)
-            prev_themes = theme_stage.classify(prev_docs, clf, editor_labels[["story_id", "themes"]])
-            prev_factors = factor_stage.extract(prev_stories, prev_sentences, model, None, prev_themes)
+            prev_sentences = parse_stories(models.needing_sentences(prev_stories), settings, get_nlp)
+            prev_themes = models.themes(prev_stories, prev_sentences)
+            prev_factors = models.factors(prev_stories, prev_sentences, prev_themes)
             prev = cluster_stage.cluster_factors(prev_factors, prev_stories, threshold=settings.cluster_threshold)
             previous, fading = match_previous(clusters, members, prev.clusters, prev.members, cluster_similarity)
             notes.append(f"trends: compared with {prev_period.since} t/m {prev_period.until} ({len(prev_stories)} stories)")
@@ -186,6 +191,90 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
                             top_n=settings.top_n, fading=fading)
     return RunResult(settings, result, stories, sentences, themes, factors, clusters, members, draft, timings, notes,
                      editor)
+
+
+def _cluster_memo_dir(settings: Settings, period: Period) -> Path | None:
+    """Where the clusters of this corpus folder and period are kept between runs (or None)."""
+    import hashlib
+
+    if not settings.incremental_clusters:
+        return None
+    key = f"{Path(settings.corpus_dir).resolve()}|{period.since}|{period.until}"
+    return Path(settings.cache_dir) / "clusters" / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _sentences_of(sentences: pd.DataFrame, stories: pd.DataFrame) -> pd.DataFrame:
+    return sentences[sentences["story_id"].isin(set(stories["story_id"]))]
+
+
+def _memo_fingerprint(settings: Settings, model_fingerprint: str, module, data_file: str) -> str:
+    """What a stage's per-story result depends on besides the story: the spaCy pipeline (its
+    parse), the trained model, the stage's code and its data file (for the memo)."""
+    import hashlib
+
+    from .nlp import model_fingerprint as nlp_fingerprint
+    from .settings import DATA_DIR
+
+    h = hashlib.sha256(f"{nlp_fingerprint(settings)}:{model_fingerprint}".encode())
+    h.update(Path(module.__file__).read_bytes())
+    h.update((DATA_DIR / data_file).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class _Models:
+    """The trained theme classifier and factor model, applied per story with the per-story memo
+    (see memo.py): a story whose content, parse and models are unchanged is not computed again."""
+
+    clf: object
+    factor_model: object
+    editor_labels: pd.DataFrame  # story_id, themes: never overridden by the classifier
+    settings: Settings
+
+    def __post_init__(self):
+        self.theme_fingerprint = _memo_fingerprint(self.settings, self.clf.fingerprint_, theme_stage, "themes.yaml")
+        self.factor_fingerprint = _memo_fingerprint(self.settings, self.factor_model.fingerprint_, factor_stage,
+                                                    "cues.yaml")
+
+    def _edited(self, stories: pd.DataFrame) -> pd.Series:
+        return stories["story_id"].isin(set(self.editor_labels["story_id"]))
+
+    def needing_sentences(self, stories: pd.DataFrame) -> pd.DataFrame:
+        """The stories that must be parsed (or read from the parse cache) for `themes`/`factors`."""
+        from .memo import known_hashes
+
+        cache = self.settings.cache_dir
+        known = (known_hashes(cache, "themes", self.theme_fingerprint)
+                 & known_hashes(cache, "factors", self.factor_fingerprint))
+        return stories[~stories["content_hash"].isin(known) | self._edited(stories)]
+
+    def themes(self, stories: pd.DataFrame, sentences: pd.DataFrame) -> pd.DataFrame:
+        """The themes table for `stories`; stories an editor labelled keep those labels."""
+        from .memo import memoized
+
+        edited = self._edited(stories)
+
+        def compute(sub: pd.DataFrame, labels=None) -> pd.DataFrame:
+            return theme_stage.classify(theme_stage.story_documents(sub, _sentences_of(sentences, sub)), self.clf,
+                                        labels)
+
+        parts = [memoized(stories[~edited], compute, self.settings.cache_dir, "themes", self.theme_fingerprint)]
+        if edited.any():
+            parts.append(compute(stories[edited], self.editor_labels))
+        themes = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+        order = {sid: i for i, sid in enumerate(stories["story_id"])}
+        return themes.iloc[themes["story_id"].map(order).to_numpy().argsort(kind="stable")].reset_index(drop=True)
+
+    def factors(self, stories: pd.DataFrame, sentences: pd.DataFrame, themes: pd.DataFrame) -> pd.DataFrame:
+        """The factors table for `stories`, with each factor's themes from the themes table."""
+        from .memo import memoized
+
+        def compute(sub: pd.DataFrame) -> pd.DataFrame:
+            return factor_stage.extract(sub, _sentences_of(sentences, sub), self.factor_model)
+
+        factors = memoized(stories, compute, self.settings.cache_dir, "factors", self.factor_fingerprint)
+        factors["themes"] = factors["story_id"].map(dict(zip(themes["story_id"], themes["themes"]))).fillna("")
+        return factors
 
 
 def cluster_similarity(a: list[str], b: list[str]):
@@ -220,15 +309,18 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
 
     written = [write_parquet(out / "stories.parquet", run.stories),
                write_csv(out / "ingest-report.csv", run.ingest.report)]
-    if len(run.sentences):
+    if len(run.sentences) and not len(run.themes.columns):  # the `parse` command: every story's sentences
         written.append(write_parquet(out / "sentences.parquet", run.sentences))
+    else:  # a later stage ran: its sentences are partial (see RunResult); no stale copy stays behind
+        (out / "sentences.parquet").unlink(missing_ok=True)
     if len(run.themes):
         written.append(write_csv(out / "themes.csv", run.themes))
     if len(run.factors.columns):
         written += [write_csv(out / "factors.csv", run.factors), write_parquet(out / "factors.parquet", run.factors)]
     if len(run.clusters.columns):
         written += [write_csv(out / "clusters.csv", run.clusters), write_csv(out / "cluster-members.csv", run.members)]
-        written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor), out)
+        written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor,
+                                              top=run.settings.review_top), out)
     if run.draft:
         written += [write_text(out / "draft.json", render_json(run.draft)),
                     write_text(out / "rode-draad.md", render_markdown(run.draft)),
@@ -241,7 +333,7 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
 def summary(run: RunResult) -> str:
     """The run summary printed at the end of `analyze`."""
     lines = [run.ingest.summary(), f"stories analysed: {len(run.stories)}"
-             + (f"; sentences: {len(run.sentences)}" if len(run.sentences) else "")]
+             + (f"; sentences: {len(run.sentences)}" if len(run.sentences) and not len(run.themes.columns) else "")]
     if len(run.themes):
         counts = {}
         for ts in run.themes["themes"]:

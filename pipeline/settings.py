@@ -49,6 +49,10 @@ class Settings:
     # --- clustering and the draft -------------------------------------------------------------
     cluster_threshold: float = 0.6  # cosine distance below which phrases may share a cluster
     top_n: int = 5  # factors and bottlenecks listed per theme in the draft
+    review_top: int = 150  # clusters per theme and polarity on the review sheet (all are in clusters.csv)
+    # a re-run that adds a few stories assigns their phrases to the clusters of the previous run
+    # (kept in the cache); False (`--recluster`) clusters every group from scratch
+    incremental_clusters: bool = True
 
     # --- misc ------------------------------------------------------------------------------
     progress: bool = True
