@@ -13,9 +13,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from .frames import named, records
 from .settings import load_themes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def rank_clusters(clusters: pd.DataFrame) -> pd.DataFrame:
@@ -94,16 +95,16 @@ def parse_period(text: str) -> Period:
 
 
 def _quotes(members, titles: dict, n: int = 3, max_chars: int = 240) -> list[dict]:
-    """Up to n short quotes from distinct stories, most central first (members: records)."""
+    """Up to n short quotes from distinct stories, most central first (members: draft records)."""
     out, seen = [], set()
     for m in members:
-        if m.story_id in seen:
+        if m["story_id"] in seen:
             continue
-        text = str(m.sentence).strip().strip("\"“”‘’'„ ").strip()
+        text = str(m["sentence"]).strip().strip("\"“”‘’'„ ").strip()
         if len(text) > max_chars:
             text = text[: max_chars - 1].rsplit(" ", 1)[0] + "…"
-        out.append({"story_id": m.story_id, "title": titles.get(m.story_id, m.story_id), "text": text})
-        seen.add(m.story_id)
+        out.append({"story_id": m["story_id"], "title": titles.get(m["story_id"], m["story_id"]), "text": text})
+        seen.add(m["story_id"])
         if len(out) == n:
             break
     return out
@@ -136,16 +137,23 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
     region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
     date_of = {s: _iso(d) for s, d in zip(stories["story_id"], stories["date"])}
     ranked = rank_clusters(clusters)
+    # every member as its draft.json record, built column-wise (a loop over 100,000s of rows of
+    # pandas' Arrow-backed strings is slow), then grouped per (cluster, theme)
+    m = members[["cluster_id", "theme", "story_id", "sentence_index", "sentence", "start", "end", "phrase"]]
+    m = m.assign(sentence_index=m["sentence_index"].astype(int),
+                 start=m["start"].astype(int), end=m["end"].astype(int))
     member_lists: dict[tuple, list] = {}
-    for m in members.itertuples(index=False):
-        member_lists.setdefault((m.cluster_id, m.theme), []).append(m)
+    keys = list(zip(m["cluster_id"].tolist(), m["theme"].tolist()))
+    fields = ["story_id", "sentence_index", "sentence", "start", "end", "phrase"]
+    for key, record in zip(keys, records(m, fields)):
+        member_lists.setdefault(key, []).append(record)
     out_themes = []
     theme_lists = [(s, [t for t in str(ts).split(";") if t]) for s, ts in zip(themes["story_id"], themes["themes"].fillna(""))]
     for t in theme_defs:
         sids = [s for s, ts in theme_lists if t.key in ts]
         regions = sorted({region_of.get(s, "") for s in sids} - {""})
         items = []
-        for row in ranked[ranked["theme"] == t.key].itertuples(index=False):
+        for row in named(ranked[ranked["theme"] == t.key]):
             ms = member_lists.get((row.cluster_id, t.key), [])
             before = None if previous is None else previous.get((t.key, row.polarity, row.cluster_id), 0)
             items.append({
@@ -158,11 +166,7 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
                 "previous_n_stories": before, "trend": trend_label(int(row.n_stories), before),
                 "verdict": getattr(row, "verdict", "") or "", "note": getattr(row, "note", "") or "",
                 "quotes": _quotes(ms, titles),
-                "members": [{"story_id": m.story_id, "title": titles.get(m.story_id, ""),
-                             "sentence_index": int(m.sentence_index), "sentence": m.sentence,
-                             "start": int(m.start), "end": int(m.end), "phrase": m.phrase,
-                             "region": region_of.get(m.story_id, ""), "date": date_of.get(m.story_id)}
-                            for m in ms],
+                "members": ms,
             })
         out_themes.append({"key": t.key, "name": t.name, "n_stories": len(sids), "regions": regions,
                            "n_regions": len(regions), "items": items,
@@ -176,6 +180,9 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
         "top_n": top_n,
         "n_stories": int(len(stories)),
         "unthemed_stories": [{"story_id": s, "title": titles.get(s, "")} for s, ts in theme_lists if not ts],
+        # title, region and date of every story a member comes from (members refer to it by story_id)
+        "stories": {s: {"title": titles.get(s, ""), "region": region_of.get(s, ""), "date": date_of.get(s)}
+                    for s in sorted(set(members["story_id"].tolist()))},
         "themes": out_themes,
     }
 

@@ -40,8 +40,25 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 
 def write_csv(path: Path, df: pd.DataFrame) -> Path:
+    """UTF-8 CSV with a header, quoted only where needed; dates as YYYY-MM-DD. Written with
+    pyarrow's CSV writer (much faster than pandas on large tables), with pandas as fallback
+    for columns arrow cannot type (mixed objects)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    out = df.copy()
+    out.attrs = {}  # run metadata (e.g. placed verdicts) is not part of the file
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].map({True: "True", False: "False"})
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, encoding="utf-8")
+        try:
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
+        except (pa.ArrowException, TypeError, ValueError):
+            out.to_csv(tmp, index=False, encoding="utf-8")
     return Path(path)
 
 

@@ -17,11 +17,13 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .frames import named, tuples
 from .settings import load_themes
 
 VERDICTS = ("akkoord", "afwijzen", "samenvoegen met <id>", "splitsen")
@@ -52,6 +54,24 @@ class EditorInput:
 
 def member_key(story_id: str, start: int, end: int) -> str:
     return f"{story_id}:{int(start)}-{int(end)}"
+
+
+MAX_CELL_CHARS = 32_000  # Excel keeps at most 32,767 characters in a cell
+
+
+def member_lists(members: pd.DataFrame) -> pd.Series:
+    """Per cluster id, its member keys joined by ';' (the `leden` column), in the members' order
+    (most central first). A list longer than an Excel cell holds is cut after the last whole key:
+    placing a verdict on a later run then uses the listed members as a sample of the cluster."""
+    if not len(members):
+        return pd.Series(dtype=str)
+    keys = (members["story_id"].astype(str) + ":" + members["start"].astype(int).astype(str) + "-"
+            + members["end"].astype(int).astype(str))
+    joined = keys.groupby(members["cluster_id"].to_numpy(), sort=False).agg(";".join)
+    long = joined.str.len() > MAX_CELL_CHARS
+    if long.any():
+        joined[long] = [text[:text.rfind(";", 0, MAX_CELL_CHARS + 1)] for text in joined[long]]
+    return joined
 
 
 def _cell(value) -> str:
@@ -259,20 +279,23 @@ def _recount(clusters: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
 
 
 def refresh_support(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataFrame) -> pd.DataFrame:
-    """Recompute regions and dates of clusters from their members (after merges)."""
-    region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
-    date_of = dict(zip(stories["story_id"], stories["date"]))
-    story_sets: dict[str, set] = {}
-    for cid, sid in zip(members["cluster_id"], members["story_id"]):
-        story_sets.setdefault(cid, set()).add(sid)
-    rows = []
-    for cid in clusters["cluster_id"]:
-        sids = story_sets.get(cid, set())
-        regions = sorted({region_of.get(x, "") for x in sids} - {""})
-        dates = [date_of[x] for x in sids if x in date_of and pd.notna(date_of[x])]
-        rows.append((cid, len(regions), "; ".join(regions), min(dates) if dates else pd.NaT, max(dates) if dates else pd.NaT))
-    fresh = pd.DataFrame(rows, columns=["cluster_id", "n_regions", "regions", "first_date", "last_date"])
-    out = clusters.drop(columns=["n_regions", "regions", "first_date", "last_date"]).merge(fresh, on="cluster_id", how="left")
+    """Recompute regions and dates of clusters from their members' stories (after merges)."""
+    pairs = members[["cluster_id", "story_id"]].drop_duplicates()
+    info = stories[["story_id", "region", "date"]].drop_duplicates("story_id")
+    pairs = pairs.merge(info, on="story_id", how="left")
+    pairs["region"] = pairs["region"].fillna("").astype(str)
+    with_region = pairs[pairs["region"] != ""].drop_duplicates(["cluster_id", "region"])
+    with_region = with_region.sort_values(["cluster_id", "region"], kind="stable")
+    by_cluster = with_region.groupby("cluster_id", sort=False)["region"]
+    dates = pairs.groupby("cluster_id", sort=False)["date"]
+    fresh = pd.DataFrame({"n_regions": by_cluster.size(), "regions": by_cluster.agg("; ".join)})
+    fresh = fresh.reindex(clusters["cluster_id"].unique())
+    fresh["n_regions"] = fresh["n_regions"].fillna(0).astype(int)
+    fresh["regions"] = fresh["regions"].fillna("")
+    fresh["first_date"] = dates.min().reindex(fresh.index)
+    fresh["last_date"] = dates.max().reindex(fresh.index)
+    out = clusters.drop(columns=["n_regions", "regions", "first_date", "last_date"]).merge(
+        fresh.rename_axis("cluster_id").reset_index(), on="cluster_id", how="left")
     return out[list(clusters.columns)]
 
 
@@ -281,16 +304,17 @@ def refresh_support(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.D
 # ---------------------------------------------------------------------------------------------
 
 def review_tables(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataFrame, themes: pd.DataFrame,
-                  editor: EditorInput | None = None) -> dict[str, pd.DataFrame]:
+                  editor: EditorInput | None = None, top: int | None = None) -> dict[str, pd.DataFrame]:
     """The sheets of the new review file: clusters (pre-filled with carried-over verdicts),
-    verhalen (with carried-over theme corrections) and niet_geplaatst."""
+    verhalen (with carried-over theme corrections) and niet_geplaatst.
+
+    `top`: only the `top` highest-ranked clusters per theme and polarity (plus every cluster with
+    a carried-over verdict) go on the clusters sheet; None lists them all. On a large collection
+    the long tail is mostly single phrases, which clusters.csv still lists."""
     from .draft import rank_clusters
 
     ranked = rank_clusters(clusters)
     first_quote = members.drop_duplicates("cluster_id").set_index("cluster_id")["sentence"]
-    leden = members.groupby("cluster_id").apply(
-        lambda g: ";".join(member_key(s, a, b) for s, a, b in zip(g["story_id"], g["start"], g["end"])),
-        include_groups=False) if len(members) else pd.Series(dtype=str)
     editor = editor or EditorInput.empty()
     placed = clusters.attrs.get("placed", {})
     carried = {}
@@ -298,8 +322,11 @@ def review_tables(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.Dat
         cid = placed.get(v.cluster_id)
         if cid:
             carried[cid] = v
+    if top is not None:
+        ranked = ranked[(ranked["rank"] <= top) | ranked["cluster_id"].isin(set(carried))]
+    leden = member_lists(members[members["cluster_id"].isin(set(ranked["cluster_id"]))])
     rows = []
-    for r in ranked.itertuples(index=False):
+    for r in named(ranked):
         v = carried.get(r.cluster_id)
         rows.append({
             "cluster_id": r.cluster_id, "theme": r.theme, "polarity": r.polarity, "rank": int(r.rank),
@@ -312,8 +339,9 @@ def review_tables(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.Dat
     cluster_sheet = pd.DataFrame(rows, columns=["cluster_id", "theme", "polarity", "rank", "label", "n_verhalen",
                                                 "n_regios", "regios", "citaat", *EDITOR_CLUSTER_COLUMNS, "leden"])
     # verdicts on clusters an editor rejected are no longer in `clusters`: keep them too
+    listed = set(ranked["cluster_id"])
     rejected = [v for v in editor.verdicts.itertuples(index=False)
-                if placed.get(v.cluster_id) and placed[v.cluster_id] not in set(ranked["cluster_id"])]
+                if placed.get(v.cluster_id) and placed[v.cluster_id] not in listed]
     extra = pd.DataFrame([{"cluster_id": v.cluster_id, "theme": v.theme, "polarity": v.polarity, "rank": "",
                            "label": "(uit het concept verwijderd)", "oordeel": v.oordeel, "eigen_label": v.eigen_label,
                            "notitie": v.notitie, "leden": v.leden} for v in rejected], columns=cluster_sheet.columns)
@@ -329,41 +357,54 @@ def review_tables(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.Dat
     return {CLUSTER_SHEET: cluster_sheet, STORY_SHEET: story_sheet, UNPLACED_SHEET: unplaced_sheet}
 
 
+def _write_cell(ws, row: int, col: int, value) -> None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return
+    if isinstance(value, (bool, np.bool_)):
+        ws.write_boolean(row, col, bool(value))
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        ws.write_number(row, col, float(value))
+    elif isinstance(value, (pd.Timestamp, date)):
+        ws.write_string(row, col, value.date().isoformat() if isinstance(value, pd.Timestamp) else value.isoformat())
+    elif str(value):
+        ws.write_string(row, col, str(value)[:MAX_CELL_CHARS])
+
+
 def write_review(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
-    """build/review.xlsx (three sheets, editor columns highlighted) and one CSV per sheet."""
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.worksheet.datavalidation import DataValidation
+    """build/review.xlsx (three sheets, editor columns highlighted) and one CSV per sheet.
+
+    Written cell by cell with XlsxWriter (fast on large sheets; every text is written as text,
+    never as a formula or link); read back with openpyxl."""
+    import xlsxwriter
 
     from .outputs import write_bytes, write_csv
 
     out_dir = Path(out_dir)
     path = out_dir / "review.xlsx"
     buf = io.BytesIO()
-    writer = pd.ExcelWriter(buf, engine="openpyxl")  # closed (saved) only when complete
+    workbook = xlsxwriter.Workbook(buf, {"in_memory": True})  # saved only when complete
+    bold = workbook.add_format({"bold": True})
+    editor_header = workbook.add_format({"bold": True, "bg_color": "#FFF2CC"})
+    editable_of = {CLUSTER_SHEET: EDITOR_CLUSTER_COLUMNS, STORY_SHEET: EDITOR_STORY_COLUMNS}
     for name, df in tables.items():
-        df.to_excel(writer, sheet_name=name, index=False)
-    fill = PatternFill("solid", fgColor="FFF2CC")
-    for name, editable in ((CLUSTER_SHEET, EDITOR_CLUSTER_COLUMNS), (STORY_SHEET, EDITOR_STORY_COLUMNS)):
-        ws = writer.sheets[name]
-        header = [c.value for c in ws[1]]
-        for c in ws[1]:
-            c.font = Font(bold=True)
-        for col in editable:  # the editor's columns: yellow header, wide column
-            if col in header:
-                cell = ws.cell(row=1, column=header.index(col) + 1)
-                cell.fill = fill
-                ws.column_dimensions[cell.column_letter].width = 28
-        ws.freeze_panes = "B2"
-    ws = writer.sheets[CLUSTER_SHEET]
-    header = [c.value for c in ws[1]]
-    if "oordeel" in header:
-        col = ws.cell(row=1, column=header.index("oordeel") + 1).column_letter
-        dv = DataValidation(type="list", formula1='"akkoord,afwijzen,splitsen"', allow_blank=True,
-                            showErrorMessage=False)
-        dv.prompt = "akkoord, afwijzen, splitsen, of: samenvoegen met <cluster id>"
-        ws.add_data_validation(dv)
-        dv.add(f"{col}2:{col}{max(2, ws.max_row)}")
-    writer.close()
+        ws = workbook.add_worksheet(name)
+        editable = editable_of.get(name, ())
+        for j, col in enumerate(df.columns):
+            # the editor's columns: yellow header, wide column
+            ws.write_string(0, j, str(col), editor_header if col in editable else bold)
+            if col in editable:
+                ws.set_column(j, j, 28)
+        for i, row in enumerate(tuples(df), start=1):
+            for j, value in enumerate(row):
+                _write_cell(ws, i, j, value)
+        if name in editable_of:
+            ws.freeze_panes(1, 1)
+        if name == CLUSTER_SHEET and "oordeel" in df.columns:
+            j = list(df.columns).index("oordeel")
+            ws.data_validation(1, j, max(1, len(df)), j, {
+                "validate": "list", "source": ["akkoord", "afwijzen", "splitsen"], "show_error": False,
+                "input_message": "akkoord, afwijzen, splitsen, of: samenvoegen met <cluster id>"})
+    workbook.close()
     write_bytes(path, buf.getvalue())
     written = [path]
     for name, df in tables.items():

@@ -88,9 +88,12 @@ def test_draft_json_and_docx(first_run):
     import docx
 
     draft = json.loads((first_run / "draft.json").read_text(encoding="utf-8"))
-    assert len(draft["themes"]) == 9 and draft["schema_version"] == 1
+    assert len(draft["themes"]) == 9 and draft["schema_version"] == 2
     item = next(i for t in draft["themes"] for i in t["items"])
     assert {"cluster_id", "polarity", "rank", "label", "keywords", "n_stories", "regions", "members"} <= set(item)
+    member = item["members"][0]
+    assert {"story_id", "sentence", "start", "end", "phrase"} <= set(member)
+    assert draft["stories"][member["story_id"]]["title"]  # the member's story, by id
     document = docx.Document(first_run / "rode-draad.docx")
     assert any(p.style.name == "Heading 1" for p in document.paragraphs)
 

@@ -163,7 +163,9 @@ def test_atomic_write_survives_a_crash(tmp_path, monkeypatch):
             fh.write("half geschre")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", crash)
+    import pyarrow.csv
+
+    monkeypatch.setattr(pyarrow.csv, "write_csv", lambda table, path, *a, **k: crash(None, path))
     with pytest.raises(KeyboardInterrupt):
         outputs.write_csv(target, pd.DataFrame({"a": [1]}))
     assert target.read_text(encoding="utf-8") == "oude inhoud\n"
@@ -179,7 +181,9 @@ def test_atomic_review_write_survives_a_crash(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk vol")
 
-    monkeypatch.setattr(pd.DataFrame, "to_excel", crash)
+    import xlsxwriter
+
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", crash)  # the workbook fails while being saved
     with pytest.raises(OSError):
         write_review(tables, tmp_path)
     assert (tmp_path / "review.xlsx").read_bytes() == before

@@ -11,11 +11,20 @@ def _clean(text: str) -> str:
     return "".join(ch for ch in str(text) if ch in "\t\n" or ord(ch) >= 32)
 
 
-def render_docx(draft: dict) -> bytes:
+def _styled(document, style_id: str, text: str | None = None):
+    """A paragraph with a paragraph style, set by its id (python-docx's lookup by name scans all
+    styles for every paragraph, which is slow on long documents)."""
+    p = document.add_paragraph(text)
+    p._p.get_or_add_pPr().style = style_id
+    return p
+
+
+def render_docx(draft: dict, max_unthemed: int = 100) -> bytes:
     import docx
     from docx.shared import Pt
 
     document = docx.Document()
+    style_id = {name: document.styles[name].style_id for name in ("List Number", "Quote", "List Bullet")}
     document.core_properties.title = f"Rode draad ({period_text(draft)})"
     document.core_properties.author = "Rode Draad"
     document.add_heading(_clean(f"Rode draad: concept ({period_text(draft)})"), level=0)
@@ -32,11 +41,11 @@ def render_docx(draft: dict) -> bytes:
             if not items:
                 document.add_paragraph("Geen gevonden in deze periode.")
             for item in items:
-                p = document.add_paragraph(style="List Number")
+                p = _styled(document, style_id["List Number"])
                 p.add_run(_clean(item["label"])).bold = True
                 p.add_run(_clean(f" ({support_text(item)})"))
                 for q in item["quotes"]:
-                    qp = document.add_paragraph(style="Quote")
+                    qp = _styled(document, style_id["Quote"])
                     qp.add_run(_clean(f"“{q['text']}” "))
                     r = qp.add_run(_clean(q["title"]))
                     r.italic = True
@@ -44,12 +53,15 @@ def render_docx(draft: dict) -> bytes:
         if theme.get("fading"):
             document.add_heading("Minder genoemd dan in de vorige periode", level=2)
             for f in theme["fading"]:
-                document.add_paragraph(_clean(f"{f['label']} (vorige periode {f['previous_n_stories']} verhalen, nu niet)"),
-                                       style="List Bullet")
+                _styled(document, style_id["List Bullet"],
+                        _clean(f"{f['label']} (vorige periode {f['previous_n_stories']} verhalen, nu niet)"))
     if draft["unthemed_stories"]:
         document.add_heading("Verhalen zonder thema", level=1)
-        for s in draft["unthemed_stories"]:
-            document.add_paragraph(_clean(f"{s['title']} ({s['story_id']})"), style="List Bullet")
+        unthemed = draft["unthemed_stories"]
+        for s in unthemed[:max_unthemed]:
+            _styled(document, style_id["List Bullet"], _clean(f"{s['title']} ({s['story_id']})"))
+        if len(unthemed) > max_unthemed:
+            document.add_paragraph(f"En nog {len(unthemed) - max_unthemed} verhalen; alle staan in themes.csv.")
     buf = io.BytesIO()
     document.save(buf)
     return buf.getvalue()
