@@ -641,6 +641,8 @@ class _IngestCache:
     settings.cache_dir/ingest/, named by the folder and a fingerprint of everything validation
     depends on (thresholds, gazetteer, this module)."""
 
+    keep = 16  # cache files (folders) kept
+
     def __init__(self, settings: Settings, folder: Path):
         import pickle
 
@@ -693,6 +695,10 @@ class _IngestCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             Path(tmp).write_bytes(pickle.dumps(self.used, protocol=pickle.HIGHEST_PROTOCOL))
+        # one file per folder analysed: keep the most recently used ones
+        files = sorted(self.path.parent.glob("*.pkl"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in files[self.keep:]:
+            old.unlink(missing_ok=True)
 
 
 def _validate(raw: RawStory, gaz: Gazetteer, settings: Settings, report) -> dict | None:

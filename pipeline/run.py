@@ -196,11 +196,18 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
 def _cluster_memo_dir(settings: Settings, period: Period) -> Path | None:
     """Where the clusters of this corpus folder and period are kept between runs (or None)."""
     import hashlib
+    import shutil
 
     if not settings.incremental_clusters:
         return None
     key = f"{Path(settings.corpus_dir).resolve()}|{period.since}|{period.until}"
-    return Path(settings.cache_dir) / "clusters" / hashlib.sha256(key.encode()).hexdigest()[:12]
+    folder = Path(settings.cache_dir) / "clusters" / hashlib.sha256(key.encode()).hexdigest()[:12]
+    if folder.parent.exists():  # keep the memos of the most recently analysed folders and periods
+        others = sorted((d for d in folder.parent.iterdir() if d.is_dir() and d != folder),
+                        key=lambda d: d.stat().st_mtime, reverse=True)
+        for old in others[15:]:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 def _sentences_of(sentences: pd.DataFrame, stories: pd.DataFrame) -> pd.DataFrame:

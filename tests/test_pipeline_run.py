@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 
 import openpyxl
 import pandas as pd
@@ -183,3 +184,41 @@ def test_notebooks_run_top_to_bottom(first_run, monkeypatch):
     for path in stored:  # the stored notebooks carry no outputs
         nb = json.loads(path.read_text(encoding="utf-8"))
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), path.name
+
+
+def test_rerun_computes_only_the_new_story(tmp_path):
+    """A second run takes unchanged stories' themes and factors from the per-story memo: only the
+    new story is parsed, classified and extracted, and the outputs cover every story."""
+    from pipeline.run import analyze, write_outputs
+
+    folder = tmp_path / "verhalen"
+    folder.mkdir()
+    variants = [("ede", "Ede", "drie voedingsbedrijven"), ("wageningen", "Wageningen", "een zuivelfabriek"),
+                ("barneveld", "Barneveld", "twee pluimveebedrijven en een slachterij")]
+
+    run_id = uuid.uuid4().hex[:8]  # new content on every test run, so the shared cache cannot know it
+
+    def write(key, place, firms):
+        text = (NEW_STORY.replace("nieuw-verhaal-ede", f"verhaal-{key}").replace("Ede", place)
+                .replace("drie voedingsbedrijven", firms) + f"\nHet project heeft dossiernummer {run_id}.\n")
+        (folder / f"{key}.md").write_text(text, encoding="utf-8")
+
+    for v in variants[:2]:
+        write(*v)
+    settings = Settings().replace(corpus_dir=folder, out_dir=tmp_path / "build", progress=False,
+                                  review_file=tmp_path / "geen.xlsx")
+    first = analyze(settings, echo=None)
+    write_outputs(first, settings.out_dir)
+    assert set(first.sentences["story_id"]) == {"verhaal-ede", "verhaal-wageningen"}
+    write(*variants[2])
+    second = analyze(settings, echo=None)
+    write_outputs(second, settings.out_dir)
+    assert set(second.sentences["story_id"]) == {"verhaal-barneveld"}  # the only story parsed this time
+    assert set(second.themes["story_id"]) == {"verhaal-ede", "verhaal-wageningen", "verhaal-barneveld"}
+    old = first.factors.sort_values(["story_id", "start"]).reset_index(drop=True)
+    again = second.factors[second.factors.story_id != "verhaal-barneveld"].sort_values(["story_id", "start"])
+    pd.testing.assert_frame_equal(old, again.reset_index(drop=True), check_dtype=False)
+    assert not (settings.out_dir / "sentences.parquet").exists()  # analyze does not write partial sentences
+    assert run_cli("parse", "--corpus", str(folder), "--out", str(tmp_path / "parsed")) == 0
+    parsed = pd.read_parquet(tmp_path / "parsed" / "sentences.parquet")
+    assert set(parsed["story_id"]) == {"verhaal-ede", "verhaal-wageningen", "verhaal-barneveld"}
