@@ -44,7 +44,8 @@ def memoized(stories: pd.DataFrame, compute: Callable[[pd.DataFrame], pd.DataFra
     memo = pd.read_parquet(path) if path.exists() else None
     known = set(memo["content_hash"]) if memo is not None else set()
     todo = stories[~stories["content_hash"].isin(known)]
-    fresh = compute(todo) if len(todo) else None
+    # nothing to compute: no call, unless there is no memo to take the table's columns from
+    fresh = compute(todo) if len(todo) or memo is None else None
     parts = []
     if known:
         # the rows of known content, under the story's current id

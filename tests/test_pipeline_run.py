@@ -222,3 +222,16 @@ def test_rerun_computes_only_the_new_story(tmp_path):
     assert run_cli("parse", "--corpus", str(folder), "--out", str(tmp_path / "parsed")) == 0
     parsed = pd.read_parquet(tmp_path / "parsed" / "sentences.parquet")
     assert set(parsed["story_id"]) == {"verhaal-ede", "verhaal-wageningen", "verhaal-barneveld"}
+
+
+def test_analyze_a_folder_of_annotated_stories_only(tmp_path):
+    """Stories the editors labelled (here: the gold corpus) keep their labels; nothing to classify."""
+    from pipeline.run import analyze
+
+    folder = tmp_path / "verhalen"
+    folder.mkdir()
+    for sid in SAMPLE[:2]:
+        shutil.copy(ROOT / "corpus" / "stories" / f"{sid}.md", folder)
+    settings = Settings().replace(corpus_dir=folder, progress=False, review_file=tmp_path / "geen.xlsx")
+    run = analyze(settings, echo=None)
+    assert set(run.themes["flag"]) == {"redacteur"} and len(run.factors) and len(run.clusters)

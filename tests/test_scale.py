@@ -130,6 +130,8 @@ def test_memo_computes_only_new_or_changed_stories(tmp_path):
     assert second["story_id"].tolist() == ["a", "b2", "d"] and second["value"].tolist() == ["a-h1", "b-h2", "d-h4"]
     memoized(stories2, compute, tmp_path, "stage", "fp2")  # another model: everything again
     assert calls[-1] == ["a", "b2", "c", "d"]
+    none = memoized(stories2.iloc[0:0], compute, tmp_path, "stage", "fp3")  # no stories, no memo yet
+    assert none.empty and list(none.columns) == ["story_id", "value"]
 
 
 # --- ingest cache ------------------------------------------------------------------------------------
