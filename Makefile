@@ -16,7 +16,7 @@ MODEL_WORK ?= /tmp/rd-model
 
 PERIOD_ARGS := $(if $(SINCE),--since $(SINCE)) $(if $(UNTIL),--until $(UNTIL))
 
-.PHONY: analyze test evaluate bench notebooks model corpus-check corpus-stats clean help
+.PHONY: analyze test evaluate bench notebooks model model-eval corpus-check corpus-stats clean help
 
 help:
 	@sed -n '2,5p' Makefile
@@ -44,6 +44,9 @@ notebooks: $(VENV)/.installed
 
 model: $(VENV)/.installed
 	$(PY) models/train/train.py --ud-dir $(UD_DIR) --out models/nl_rode_draad --work-dir $(MODEL_WORK) --max-minutes 60
+
+model-eval: $(VENV)/.installed
+	$(PY) models/train/evaluate_loaded.py --ud-dir $(UD_DIR) --work-dir $(MODEL_WORK)
 
 corpus-check: $(VENV)/.installed
 	$(PY) -m pipeline corpus check

@@ -65,10 +65,15 @@ _REPAIR_POS = {"NOUN": "noun", "VERB": "verb", "AUX": "verb", "ADJ": "adj"}
 
 
 def repair_lemma(text: str, lemma: str, pos: str, tables: dict) -> str:
-    """A better lemma for a word the trained lemmatizer left unchanged, else `lemma`."""
+    """A better lemma for a noun, verb or adjective, else `lemma`: when the trained lemmatizer left
+    the word unchanged, or made a lemma that is no known Dutch word (not in the tables' word index
+    or lookup), the tables' exception, lookup or suffix rules give one (when they know the word).
+    Chosen on the dev split; see models/README.md."""
     low = text.lower()
     kind = _REPAIR_POS.get(pos)
-    if kind is None or lemma.lower() != low:
+    if kind is None:
+        return lemma
+    if lemma.lower() != low and _is_known(lemma.lower(), kind, tables):
         return lemma
     exc = tables["exc"].get(kind, {}).get(low)
     if exc:
@@ -83,6 +88,12 @@ def repair_lemma(text: str, lemma: str, pos: str, tables: dict) -> str:
             if candidate in index:
                 return candidate
     return lemma
+
+
+def _is_known(word: str, kind: str, tables: dict) -> bool:
+    if "lookup_values" not in tables:
+        tables["lookup_values"] = set(tables["lookup"].values())
+    return word in tables["index"].get(kind, set()) or word in tables["lookup_values"]
 
 
 def _register_components():
