@@ -218,13 +218,14 @@ def add_gazetteer_entities(nlp, settings: Settings):
     return ruler
 
 
-PARSE_FORMAT = 2  # bump when doc_to_sentences changes what it stores
+PARSE_FORMAT = 3  # bump when doc_to_sentences changes what it stores (this file is hashed too)
 
 
 def model_fingerprint(settings: Settings) -> str:
     """Identifies the configured pipeline and everything added on load, without loading it, so
     that a run whose stories are all cached never loads spaCy."""
     h = hashlib.sha256(f"{PARSE_FORMAT}|{TOKENIZER_EXCEPTIONS}".encode())
+    h.update(Path(__file__).read_bytes())  # the components added on load and what is stored per sentence
     choice = model_choice(settings)
     if isinstance(choice, Path):
         for name in ("meta.json", "config.cfg"):

@@ -43,15 +43,6 @@ def story_documents(stories: pd.DataFrame, sentences: pd.DataFrame) -> pd.DataFr
     return docs[["story_id", "text", "lemmas"]].reset_index(drop=True)
 
 
-def lead_texts(texts) -> list[str]:
-    """The title and first paragraph of each story document (where a story says what it is about)."""
-    out = []
-    for t in texts:
-        blocks = [b for b in str(t).split("\n\n") if b.strip() and not b.lstrip().startswith("## ")]
-        out.append(" ".join(blocks[:2]).lower())
-    return out
-
-
 def _best_threshold(y: np.ndarray, p: np.ndarray, floor: float = 0.15, ceiling: float = 0.85) -> float:
     """The probability threshold with the best F1 on out-of-fold predictions (ties: the middle)."""
     if y.sum() == 0:
@@ -80,13 +71,11 @@ class ThemeClassifier:
     unsure_margin: float = 0.1
     main_model: bool = True
     seed_weight: float = 1.0  # weight of the seed-term rates (data/themes.yaml) as extra features
-    lead_weight: float = 0.0  # weight of a separate word block for the title and first paragraph
     seed: int = 20221
 
     # learned
     word_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     char_vectorizer_: CharNgramVectorizer | None = field(default=None, repr=False)
-    lead_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     models_: list | None = field(default=None, repr=False)
     main_model_: OneVsRestClassifier | None = field(default=None, repr=False)
     thresholds_: np.ndarray | None = None
@@ -100,18 +89,12 @@ class ThemeClassifier:
         self.char_vectorizer_ = CharNgramVectorizer(self.char_ngrams, min_df=self.min_df, max_features=60000, max_df=0.9)
         self.word_vectorizer_.fit(docs["lemmas"])
         self.char_vectorizer_.fit(docs["text"])
-        if self.lead_weight:
-            self.lead_vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=self.min_df, sublinear_tf=True,
-                                                    token_pattern=r"(?u)\b[^\W\d_][\w-]+\b", max_df=0.9)
-            self.lead_vectorizer_.fit(lead_texts(docs["text"]))
 
     def _features(self, docs: pd.DataFrame):
         blocks = [self.word_vectorizer_.transform(docs["lemmas"]), self.char_vectorizer_.transform(docs["text"])]
         if self.seed_weight:
             rates = keyword_scores(docs["text"], load_themes())
             blocks.append(sp.csr_matrix(np.log1p(rates) * self.seed_weight))
-        if self.lead_weight:
-            blocks.append(self.lead_vectorizer_.transform(lead_texts(docs["text"])) * self.lead_weight)
         return sp.hstack(blocks).tocsr()
 
     def _fit_models(self, X, Y: np.ndarray) -> list:
@@ -162,7 +145,7 @@ class ThemeClassifier:
         folds = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=self.seed)
         for tr, te in folds.split(np.zeros(len(docs)), Y):
             inner = ThemeClassifier(self.themes, self.C, self.char_ngrams, self.word_ngrams, self.min_df,
-                                    seed_weight=self.seed_weight, lead_weight=self.lead_weight, seed=self.seed)
+                                    seed_weight=self.seed_weight, seed=self.seed)
             inner._fit_vectorizers(docs.iloc[tr])
             models = inner._fit_models(inner._features(docs.iloc[tr]), Y[tr])
             oof[te] = self._proba(models, inner._features(docs.iloc[te]))
@@ -277,7 +260,7 @@ def training_fingerprint(docs: pd.DataFrame, labels: pd.DataFrame, clf: ThemeCla
     for sid, ts in zip(labels["story_id"], labels["themes"]):
         h.update(f"{sid}:{';'.join(ts)}".encode())
     h.update(repr((clf.themes, clf.C, clf.char_ngrams, clf.word_ngrams, clf.min_df, clf.seed, clf.seed_weight,
-                   clf.lead_weight)).encode())
+                   clf.main_model)).encode())
     h.update((DATA_DIR / "themes.yaml").read_bytes())  # seed terms are features
     for module in (__file__, features.__file__):  # the code computing the features
         h.update(Path(module).read_bytes())
