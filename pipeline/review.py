@@ -279,23 +279,34 @@ def _recount(clusters: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
 
 
 def refresh_support(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataFrame) -> pd.DataFrame:
-    """Recompute regions and dates of clusters from their members' stories (after merges)."""
-    pairs = members[["cluster_id", "story_id"]].drop_duplicates()
-    info = stories[["story_id", "region", "date"]].drop_duplicates("story_id")
-    pairs = pairs.merge(info, on="story_id", how="left")
-    pairs["region"] = pairs["region"].fillna("").astype(str)
-    with_region = pairs[pairs["region"] != ""].drop_duplicates(["cluster_id", "region"])
-    with_region = with_region.sort_values(["cluster_id", "region"], kind="stable")
-    by_cluster = with_region.groupby("cluster_id", sort=False)["region"]
-    dates = pairs.groupby("cluster_id", sort=False)["date"]
-    fresh = pd.DataFrame({"n_regions": by_cluster.size(), "regions": by_cluster.agg("; ".join)})
-    fresh = fresh.reindex(clusters["cluster_id"].unique())
-    fresh["n_regions"] = fresh["n_regions"].fillna(0).astype(int)
-    fresh["regions"] = fresh["regions"].fillna("")
-    fresh["first_date"] = dates.min().reindex(fresh.index)
-    fresh["last_date"] = dates.max().reindex(fresh.index)
+    """Recompute regions and dates of clusters from their members' stories (after merges, and
+    because a story's region or date may have changed since its clusters were memoised).
+    Works on integer codes of clusters, stories and regions (no loop per member)."""
+    info = stories.drop_duplicates("story_id")
+    story_index = pd.Index(info["story_id"])
+    region_names, story_region = np.unique(info["region"].fillna("").astype(str).to_numpy(), return_inverse=True)
+    story_date = info["date"].to_numpy()
+    cluster_codes, cluster_ids = pd.factorize(members["cluster_id"])
+    story_codes = story_index.get_indexer(members["story_id"])
+    ok = story_codes >= 0
+    c, st = cluster_codes[ok], story_codes[ok]
+    # regions: the distinct (cluster, region) pairs, in region order within each cluster
+    pairs = np.unique(np.stack([c, story_region.ravel()[st]], axis=1), axis=0) if len(c) else np.zeros((0, 2), int)
+    pairs = pairs[region_names[pairs[:, 1]] != ""] if len(pairs) else pairs
+    n_regions = np.bincount(pairs[:, 0], minlength=len(cluster_ids)) if len(pairs) else np.zeros(len(cluster_ids), int)
+    joined = [""] * len(cluster_ids)
+    if len(pairs):
+        bounds = np.flatnonzero(np.diff(pairs[:, 0])) + 1
+        for chunk in np.split(pairs, bounds):
+            joined[chunk[0, 0]] = "; ".join(region_names[chunk[:, 1]].tolist())
+    dates = pd.DataFrame({"c": c, "date": story_date[st]}).groupby("c")["date"].agg(["min", "max"])
+    fresh = pd.DataFrame({"cluster_id": cluster_ids, "n_regions": n_regions, "regions": joined})
+    fresh["first_date"] = dates["min"].reindex(range(len(cluster_ids))).to_numpy()
+    fresh["last_date"] = dates["max"].reindex(range(len(cluster_ids))).to_numpy()
     out = clusters.drop(columns=["n_regions", "regions", "first_date", "last_date"]).merge(
-        fresh.rename_axis("cluster_id").reset_index(), on="cluster_id", how="left")
+        fresh, on="cluster_id", how="left")
+    out["n_regions"] = out["n_regions"].fillna(0).astype(int)
+    out["regions"] = out["regions"].fillna("")
     return out[list(clusters.columns)]
 
 
@@ -382,7 +393,7 @@ def write_review(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     path = out_dir / "review.xlsx"
     buf = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buf, {"in_memory": True})  # saved only when complete
+    workbook = xlsxwriter.Workbook(buf, {"constant_memory": True})  # saved only when complete
     bold = workbook.add_format({"bold": True})
     editor_header = workbook.add_format({"bold": True, "bg_color": "#FFF2CC"})
     editable_of = {CLUSTER_SHEET: EDITOR_CLUSTER_COLUMNS, STORY_SHEET: EDITOR_STORY_COLUMNS}

@@ -308,7 +308,7 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
     from .outputs import write_bytes, write_csv, write_parquet, write_text
     from .render.docx_out import render_docx
     from .render.html import render_html
-    from .render.json_out import render_json
+    from .render.json_out import render_json_bytes
     from .render.markdown import render_markdown
 
     out = Path(out_dir)
@@ -329,7 +329,7 @@ def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
         written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor,
                                               top=run.settings.review_top), out)
     if run.draft:
-        written += [write_text(out / "draft.json", render_json(run.draft)),
+        written += [write_bytes(out / "draft.json", render_json_bytes(run.draft)),
                     write_text(out / "rode-draad.md", render_markdown(run.draft)),
                     write_text(out / "rode-draad.html", render_html(run.draft)),
                     write_bytes(out / "rode-draad.docx", render_docx(run.draft))]

@@ -223,10 +223,11 @@ def test_member_list_fits_an_excel_cell():
     assert all(k.count(":") == 1 and "-" in k.split(":")[1] for k in leden.split(";"))  # whole keys only
 
 
-def test_large_draft_json_is_compact_and_valid():
-    members = [{"story_id": f"s{i}", "sentence": "x", "start": 0, "end": 1, "phrase": "x"} for i in range(6000)]
-    draft = {"schema_version": 2, "themes": [{"key": "t", "items": [{"members": members}]}]}
-    text = render_json(draft)
-    assert "\n " not in text and json.loads(text) == draft
-    small = render_json({"schema_version": 2, "themes": []})
-    assert "\n  " in small
+def test_draft_json_is_valid_for_any_size():
+    members = [{"story_id": f"s{i}", "sentence": "“citaat” é", "start": 0, "end": 1, "phrase": "x"} for i in range(6000)]
+    draft = {"schema_version": 2, "themes": [{"key": "t", "items": [{"members": members, "n": np.int64(3),
+                                                                    "first_date": pd.Timestamp("2024-03-01")}]}]}
+    back = json.loads(render_json(draft))
+    assert back["themes"][0]["items"][0]["members"] == members and back["themes"][0]["items"][0]["n"] == 3
+    assert back["themes"][0]["items"][0]["first_date"].startswith("2024-03-01")
+    assert "\n  " in render_json({"schema_version": 2, "themes": []})  # indented for reading

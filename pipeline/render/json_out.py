@@ -1,12 +1,15 @@
 """The draft as JSON (build/draft.json), the shape other tools rely on."""
 from __future__ import annotations
 
-import json
+import orjson
 
 
-def render_json(draft: dict, indent_limit: int = 5_000) -> str:
-    """Indented for reading when small; compact (and about ten times faster to write, with the C
-    encoder) when the draft lists more than `indent_limit` members."""
-    n_members = sum(len(item.get("members", ())) for theme in draft.get("themes", ()) for item in theme.get("items", ()))
-    indent = 2 if n_members <= indent_limit else None
-    return json.dumps(draft, ensure_ascii=False, indent=indent, default=str) + "\n"
+def render_json_bytes(draft: dict) -> bytes:
+    """Indented UTF-8 JSON (orjson: about ten times faster than the standard library on large
+    drafts). Values JSON has no type for (dates, numpy numbers) are written as text or numbers."""
+    return orjson.dumps(draft, default=str,
+                        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS) + b"\n"
+
+
+def render_json(draft: dict) -> str:
+    return render_json_bytes(draft).decode("utf-8")
