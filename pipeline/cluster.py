@@ -378,8 +378,9 @@ def _save_memo(path: Path, keys: list[str], g: _GroupClustering) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     vectors = {"labels": np.asarray(g.labels), "X": g.X, "X_lemma": g.X_lemma, "names": g.names}
-    for target, data in ((path.with_suffix(".vectorizer.pkl"), g.vectorizer), (path.with_suffix(".vectors.pkl"), vectors),
-                         (path, {"keys": keys, "tables": g.tables})):
+    files = ((path.with_suffix(".vectorizer.pkl"), g.vectorizer), (path.with_suffix(".vectors.pkl"), vectors),
+             (path, {"keys": keys, "tables": g.tables}))
+    for target, data in files:
         with atomic_path(target) as tmp:
             Path(tmp).write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
 
