@@ -303,7 +303,8 @@ def assign_themes(factors: pd.DataFrame) -> pd.DataFrame:
     return f[f["theme"].astype(str) != ""].reset_index(drop=True)
 
 
-def member_key(story_id: str, start: int, end: int, phrase: str) -> str:
+def _phrase_key(story_id: str, start: int, end: int, phrase: str) -> str:
+    """A group member's key in the clustering memo (the phrase is part of it: a changed phrase is new)."""
     return f"{story_id}:{int(start)}:{int(end)}:{phrase}"
 
 
@@ -322,7 +323,7 @@ class _GroupClustering:
 
 def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, vectorizer: PhraseVectorizer | None,
                       max_exact: int, memo: Path | None) -> _GroupClustering:
-    """Cluster one theme/polarity group (rows sorted as given; `keys` from `member_key`).
+    """Cluster one theme/polarity group (rows sorted as given; `keys` from `_phrase_key`).
 
     With a memo of an earlier run of the same group: the same phrases give back the memo's
     clusters and tables; when the group only gained a few phrases (at most 5%, or 20) the memo's
@@ -413,7 +414,7 @@ def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: flo
     cluster_frames, member_frames = [], []
     for (theme, polarity), group in per_theme.groupby(["theme", "polarity"], sort=True):
         group = group.sort_values(["story_id", "start", "end"], kind="stable").reset_index(drop=True)
-        keys = [member_key(*k) for k in zip(group["story_id"].tolist(), group["start"].tolist(),
+        keys = [_phrase_key(*k) for k in zip(group["story_id"].tolist(), group["start"].tolist(),
                                             group["end"].tolist(), group["phrase"].tolist())]
         memo = Path(memo_dir) / f"{fingerprint}-{theme}-{polarity}.pkl" if memo_dir is not None else None
         g = _group_clustering(group, keys, threshold, vectorizer, max_exact, memo)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
 import pandas as pd
 
 
@@ -27,3 +28,13 @@ def named(df: pd.DataFrame, name: str = "Row") -> list:
     """The rows of `df` as named tuples, like `itertuples(index=False)`."""
     row = namedtuple(name, list(df.columns), rename=True)
     return [row._make(t) for t in tuples(df)]
+
+
+def in_story_order(df: pd.DataFrame, story_ids, within: str | None = None) -> pd.DataFrame:
+    """`df` with its rows grouped in the order of `story_ids` (stable, or by `within` inside a
+    story); rows of stories not listed are dropped."""
+    rank = df["story_id"].map({sid: i for i, sid in enumerate(story_ids)})
+    df = df[rank.notna()]
+    rank = rank[rank.notna()].to_numpy()
+    order = np.lexsort((df[within].to_numpy(), rank)) if within else rank.argsort(kind="stable")
+    return df.iloc[order].reset_index(drop=True)

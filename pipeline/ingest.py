@@ -592,10 +592,11 @@ def ingest(settings: Settings, folder: Path | None = None, echo=print) -> Ingest
     cache = _IngestCache(settings, folder)
     records: list[dict] = []
     for path in progress(files, "ingest", enabled=settings.progress):
-        found = cache.get(path)
+        key = cache.key(path)
+        found = cache.get(key)
         if found is None:
             found = _read_and_validate(path, gaz, settings)
-            cache.put(path, found)
+            cache.put(key, found)
         file_records, file_problems = found
         for p in file_problems:
             report(p.path, p.story_id, p.severity, p.problem)
@@ -662,28 +663,26 @@ class _IngestCache:
                 self.entries = {}
 
     @staticmethod
-    def _key(path: Path):
-        st = path.stat()
-        return str(path), st.st_size, st.st_mtime_ns
-
-    def get(self, path: Path):
+    def key(path: Path):
+        """(path, size, mtime), taken before the file is read: a file changed while it was read
+        gets another key next time. None when the file cannot be stat'ed (read it, uncached)."""
         try:
-            key = self._key(path)
+            st = path.stat()
         except OSError:
             return None
-        hit = self.entries.get(key[0])
+        return str(path), st.st_size, st.st_mtime_ns
+
+    def get(self, key):
+        hit = self.entries.get(key[0]) if key is not None else None
         if hit is not None and hit[0] == key:
             self.used[key[0]] = hit
             return hit[1]
         return None
 
-    def put(self, path: Path, found) -> None:
-        try:
-            key = self._key(path)
-        except OSError:
-            return
-        self.used[key[0]] = (key, found)
-        self.changed = True
+    def put(self, key, found) -> None:
+        if key is not None:
+            self.used[key[0]] = (key, found)
+            self.changed = True
 
     def save(self) -> None:
         import pickle

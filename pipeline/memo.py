@@ -14,6 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .frames import in_story_order
 from .outputs import write_parquet
 
 
@@ -67,9 +68,7 @@ def memoized(stories: pd.DataFrame, compute: Callable[[pd.DataFrame], pd.DataFra
                                                              if c not in ("content_hash", "_empty")]
     result = pd.concat([p[columns] for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
         else pd.DataFrame(columns=columns)
-    order = {sid: i for i, sid in enumerate(stories["story_id"])}
-    rank = result["story_id"].map(order).to_numpy()
-    return result.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+    return in_story_order(result, stories["story_id"])
 
 
 def _prune(folder: Path, stage: str, keep: int) -> None:

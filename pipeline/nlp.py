@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
+from .frames import in_story_order
 from .gazetteer import load_gazetteer
 from .progress import progress
 from .settings import DATA_DIR, Settings
@@ -422,7 +422,5 @@ def parse_stories(stories: pd.DataFrame, settings: Settings, nlp=None, cache_dir
         store.compact()
     if not frames:
         return pd.DataFrame(columns=SENTENCE_COLUMNS)
-    out = pd.concat(frames, ignore_index=True)
-    order = {sid: i for i, sid in enumerate(stories["story_id"])}
-    out = out.iloc[np.lexsort((out["sentence_index"].to_numpy(), out["story_id"].map(order).to_numpy()))]
-    return out[SENTENCE_COLUMNS].reset_index(drop=True)
+    out = in_story_order(pd.concat(frames, ignore_index=True), stories["story_id"], within="sentence_index")
+    return out[SENTENCE_COLUMNS]

@@ -18,6 +18,7 @@ from . import factors as factor_stage
 from . import themes as theme_stage
 from .corpus import load_annotations
 from .draft import Period, build_draft, match_previous
+from .frames import in_story_order
 from .ingest import IngestResult, ingest, select_period
 from .settings import Settings
 
@@ -268,9 +269,8 @@ class _Models:
         parts = [memoized(stories[~edited], compute, self.settings.cache_dir, "themes", self.theme_fingerprint)]
         if edited.any():
             parts.append(compute(stories[edited], self.editor_labels))
-        themes = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-        order = {sid: i for i, sid in enumerate(stories["story_id"])}
-        return themes.iloc[themes["story_id"].map(order).to_numpy().argsort(kind="stable")].reset_index(drop=True)
+        return in_story_order(pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True),
+                              stories["story_id"])
 
     def factors(self, stories: pd.DataFrame, sentences: pd.DataFrame, themes: pd.DataFrame) -> pd.DataFrame:
         """The factors table for `stories`, with each factor's themes from the themes table."""
