@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from .features import CharNgramVectorizer
-from .settings import DATA_DIR
+from .settings import DATA_DIR, read_yaml
 
 CLUSTER_COLUMNS = ["cluster_id", "theme", "polarity", "label", "keywords", "n_members", "n_stories", "n_regions",
                    "regions", "first_date", "last_date", "story_ids"]
@@ -58,7 +57,7 @@ class Concept:
 
 @lru_cache(maxsize=4)
 def load_concepts(path: Path = DATA_DIR / "concepts.yaml") -> tuple[Concept, ...]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = read_yaml(path)
     out = []
     for c in data["concepts"]:
         terms = tuple(str(t).lower().strip() for t in c["terms"])
@@ -295,17 +294,35 @@ class ClusterResult:
     members: pd.DataFrame
 
 
-def assign_themes(factors: pd.DataFrame) -> pd.DataFrame:
-    """One row per (factor, theme of its story); factors of stories without themes are dropped."""
-    f = factors.copy()
-    f["theme"] = f["themes"].fillna("").astype(str).str.split(";")
-    f = f.explode("theme")
-    return f[f["theme"].astype(str) != ""].reset_index(drop=True)
+def theme_groups(factors: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Row positions of `factors` per (theme, polarity), for each theme of a factor's story (a
+    factor of a story with two themes is in two groups; one without themes is in none). Sorted
+    by key; positions in row order. Nothing is copied: a group is `factors.take(positions)`."""
+    lists = [x.split(";") if x else [] for x in factors["themes"].fillna("").astype(str).tolist()]
+    rows = np.repeat(np.arange(len(factors)), np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)))
+    if not len(rows):
+        return {}
+    # integer codes of theme and polarity, combined: no per-row tuples or string keys
+    theme_codes, theme_names = pd.factorize(pd.Series([t for ts in lists for t in ts], dtype=object))
+    pol_codes, pol_names = pd.factorize(factors["polarity"].astype(str))
+    code = theme_codes.astype(np.int64) * len(pol_names) + pol_codes[rows]
+    order = np.argsort(code, kind="stable")
+    groups = {}
+    for idx in np.split(order, np.flatnonzero(np.diff(code[order])) + 1):
+        theme, polarity = theme_names[code[idx[0]] // len(pol_names)], pol_names[code[idx[0]] % len(pol_names)]
+        if theme:  # an empty entry ("a;;b") is no theme
+            groups[(str(theme), str(polarity))] = rows[idx]
+    return dict(sorted(groups.items()))
 
 
-def _phrase_key(story_id: str, start: int, end: int, phrase: str) -> str:
-    """A group member's key in the clustering memo (the phrase is part of it: a changed phrase is new)."""
-    return f"{story_id}:{int(start)}:{int(end)}:{phrase}"
+def phrase_keys(group: pd.DataFrame) -> list[str]:
+    """Each member's key in the clustering memo: story, offsets and phrase (a changed phrase is a
+    new member). Built column-wise."""
+    if not len(group):
+        return []
+    key = (group["story_id"].astype(str) + ":" + group["start"].astype(int).astype(str) + ":"
+           + group["end"].astype(int).astype(str) + ":" + group["phrase"].fillna("").astype(str))
+    return key.tolist()
 
 
 @dataclass
@@ -323,7 +340,7 @@ class _GroupClustering:
 
 def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, vectorizer: PhraseVectorizer | None,
                       max_exact: int, memo: Path | None) -> _GroupClustering:
-    """Cluster one theme/polarity group (rows sorted as given; `keys` from `_phrase_key`).
+    """Cluster one theme/polarity group (rows sorted as given; `keys` from `phrase_keys`).
 
     With a memo of an earlier run of the same group: the same phrases give back the memo's
     clusters and tables; when the group only gained a few phrases (at most 5%, or 20) the memo's
@@ -407,15 +424,15 @@ def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: flo
     Regions and dates of the clusters come from `stories` (callers refresh them after verdicts;
     see review.refresh_support).
     """
-    per_theme = assign_themes(factors)
+    groups = theme_groups(factors)
     region_of = dict(zip(stories["story_id"].tolist(), stories["region"].fillna("").tolist()))
     date_of = dict(zip(stories["story_id"].tolist(), stories["date"]))
     fingerprint = memo_fingerprint(threshold, vectorizer, max_exact) if memo_dir is not None else ""
     cluster_frames, member_frames = [], []
-    for (theme, polarity), group in per_theme.groupby(["theme", "polarity"], sort=True):
+    for (theme, polarity), rows in groups.items():
+        group = factors.take(rows).assign(theme=theme)
         group = group.sort_values(["story_id", "start", "end"], kind="stable").reset_index(drop=True)
-        keys = [_phrase_key(*k) for k in zip(group["story_id"].tolist(), group["start"].tolist(),
-                                            group["end"].tolist(), group["phrase"].tolist())]
+        keys = phrase_keys(group)
         memo = Path(memo_dir) / f"{fingerprint}-{theme}-{polarity}.pkl" if memo_dir is not None else None
         g = _group_clustering(group, keys, threshold, vectorizer, max_exact, memo)
         if g.tables is None:

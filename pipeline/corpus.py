@@ -22,9 +22,8 @@ import pandas as pd
 import yaml
 
 from .ingest import count_words, normalise_text, split_front_matter
-from .settings import POLARITIES, Settings, load_themes
+from .settings import POLARITIES, Settings, load_themes, read_yaml
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 FORMS = ("reportage", "interview", "nieuws", "kopjes", "opsomming")
 ORIGINS = ("publicatie", "nieuw")
 
@@ -57,7 +56,7 @@ def load_annotations(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     label_rows, factor_rows = [], []
     for path in sorted(Path(settings.annotations_dir).glob("*.yaml")):
-        ann = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
+        ann = read_yaml(path) or {}
         sid = str(ann.get("id") or path.stem)
         themes = list(ann.get("themes") or [])
         label_rows.append({"story_id": sid, "themes": themes, "main_theme": themes[0] if themes else "",

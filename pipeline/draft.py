@@ -135,8 +135,9 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
     theme_defs = load_themes()
     titles = dict(zip(stories["story_id"], stories["title"]))
     region_of = dict(zip(stories["story_id"], stories["region"].fillna("")))
-    date_of = {s: _iso(d) for s, d in zip(stories["story_id"], stories["date"])}
+    date_of = dict(zip(stories["story_id"].tolist(), _iso_column(stories["date"])))
     ranked = rank_clusters(clusters)
+    ranked = ranked.assign(first_date=_iso_column(ranked["first_date"]), last_date=_iso_column(ranked["last_date"]))
     # every member as its draft.json record, built column-wise (a loop over 100,000s of rows of
     # pandas' Arrow-backed strings is slow), then grouped per (cluster, theme)
     m = members[["cluster_id", "theme", "story_id", "sentence_index", "sentence", "start", "end", "phrase"]]
@@ -162,7 +163,7 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
                 "keywords": [k for k in str(row.keywords).split(", ") if k],
                 "n_stories": int(row.n_stories), "n_regions": int(row.n_regions),
                 "regions": [r for r in str(row.regions).split("; ") if r],
-                "first_date": _iso(row.first_date), "last_date": _iso(row.last_date),
+                "first_date": row.first_date, "last_date": row.last_date,
                 "previous_n_stories": before, "trend": trend_label(int(row.n_stories), before),
                 "verdict": getattr(row, "verdict", "") or "", "note": getattr(row, "note", "") or "",
                 "quotes": _quotes(ms, titles),
@@ -185,6 +186,12 @@ def build_draft(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.DataF
                     for s in sorted(set(members["story_id"].tolist()))},
         "themes": out_themes,
     }
+
+
+def _iso_column(values: pd.Series) -> list[str | None]:
+    """`_iso` of every value of a column of dates, computed column-wise."""
+    dates = pd.to_datetime(values, errors="coerce")
+    return [None if d != d else d for d in dates.dt.strftime("%Y-%m-%d").tolist()]
 
 
 def _iso(value) -> str | None:

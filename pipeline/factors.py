@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import yaml
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -30,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from . import features
 from .features import CharNgramVectorizer
 from .frames import named, tuples
-from .settings import DATA_DIR, Settings
+from .settings import DATA_DIR, Settings, read_yaml
 
 LABELS = ("none", "succes", "knelpunt")
 SENTENCE_FIELDS = ["story_id", "sentence_index", "start", "end", "text", "block_type", "heading", "lemmas", "tokens"]
@@ -79,7 +78,7 @@ class Cues:
 
 @lru_cache(maxsize=4)
 def load_cues(path: Path = DATA_DIR / "cues.yaml") -> Cues:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = read_yaml(path)
     return Cues(
         heading_succes=_term_regex(data["headings"]["succes"]),
         heading_knelpunt=_term_regex(data["headings"]["knelpunt"]),

@@ -30,6 +30,16 @@ def named(df: pd.DataFrame, name: str = "Row") -> list:
     return [row._make(t) for t in tuples(df)]
 
 
+def isin(column: pd.Series, values) -> np.ndarray:
+    """`column.isin(values)` as a boolean array. pandas' own `isin` converts every value of an
+    Arrow-backed string column one by one (~30x slower on 10,000s of rows); this looks each
+    value up in a Python set."""
+    if isinstance(values, pd.Series):
+        values = values.tolist()
+    values = values if isinstance(values, (set, frozenset, dict)) else set(values)
+    return np.fromiter((v in values for v in column.tolist()), dtype=bool, count=len(column))
+
+
 def in_story_order(df: pd.DataFrame, story_ids, within: str | None = None) -> pd.DataFrame:
     """`df` with its rows grouped in the order of `story_ids` (stable, or by `within` inside a
     story); rows of stories not listed are dropped."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from .settings import read_yaml
 
 
 def _key(name: str) -> str:
@@ -33,7 +33,7 @@ class Gazetteer:
 
     @classmethod
     def load(cls, path: Path) -> "Gazetteer":
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = read_yaml(path)
         regions, aliases, munis = [], {}, {}
         for entry in data["regions"]:
             name = entry["name"]

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -384,19 +385,25 @@ def read_table(path: Path, text: str) -> Iterator[RawStory]:
 
 
 def iter_input_files(folder: Path) -> list[Path]:
-    """All candidate files under `folder`, in a stable order; hidden files and folders skipped."""
+    """All candidate files under `folder`, in a stable order; hidden files and folders skipped, linked
+    folders not entered."""
     folder = Path(folder)
     if folder.is_file():
         return [folder]
-    files = []
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
-            continue
-        if p.name.lower() in IGNORED_NAMES or p.name.startswith("~$"):
-            continue
-        files.append(p)
-    return files
+    found: list[tuple[str, ...]] = []  # path parts: sorting them gives Path order, faster
+
+    def walk(where: str, parts: tuple[str, ...]) -> None:
+        with os.scandir(where) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue  # hidden files and folders
+                if entry.is_dir(follow_symlinks=False):  # a linked folder is not entered (no loops)
+                    walk(entry.path, parts + (entry.name,))
+                elif entry.is_file() and not entry.name.startswith("~$") and entry.name.lower() not in IGNORED_NAMES:
+                    found.append(parts + (entry.name,))
+
+    walk(str(folder), ())
+    return [folder.joinpath(*parts) for parts in sorted(found)]
 
 
 def read_file(path: Path, settings: Settings) -> list[RawStory]:
@@ -533,14 +540,16 @@ def near_duplicate_pairs(texts: list[str], threshold: float, seed: int = 1,
             block = np.ascontiguousarray(sigs[:, band * rows:(band + 1) * rows])
             _, bucket = np.unique(block.view(np.dtype((np.void, block.dtype.itemsize * rows))).ravel(),
                                   return_inverse=True)
-            order = np.argsort(bucket, kind="stable")
+            shared = np.flatnonzero(np.bincount(bucket)[bucket] > 1)  # rows not alone in their bucket
+            if not len(shared):
+                continue
+            order = shared[np.argsort(bucket[shared], kind="stable")]
             bounds = np.flatnonzero(np.diff(bucket[order])) + 1
             for members in np.split(order, bounds):
-                if len(members) > 1:
-                    ids = ok[members].tolist()
-                    for a in range(len(ids)):
-                        for b in range(a + 1, len(ids)):
-                            candidates.add((ids[a], ids[b]))
+                ids = ok[members].tolist()
+                for a in range(len(ids)):
+                    for b in range(a + 1, len(ids)):
+                        candidates.add((ids[a], ids[b]))
     shingles: dict[int, set[int]] = {}
     pairs = []
     for i, j in sorted(candidates):

@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .frames import in_story_order
+from .frames import in_story_order, isin
 from .outputs import write_parquet
 
 
@@ -43,14 +43,15 @@ def memoized(stories: pd.DataFrame, compute: Callable[[pd.DataFrame], pd.DataFra
     path = memo_path(cache_dir, stage, fingerprint)
     folder = path.parent
     memo = pd.read_parquet(path) if path.exists() else None
-    known = set(memo["content_hash"]) if memo is not None else set()
-    todo = stories[~stories["content_hash"].isin(known)]
+    known = set(memo["content_hash"].tolist()) if memo is not None else set()
+    is_known = isin(stories["content_hash"], known)
+    todo = stories[~is_known]
     # nothing to compute: no call, unless there is no memo to take the table's columns from
     fresh = compute(todo) if len(todo) or memo is None else None
     parts = []
     if known:
         # the rows of known content, under the story's current id
-        wanted = stories[stories["content_hash"].isin(known)][["story_id", "content_hash"]]
+        wanted = stories[is_known][["story_id", "content_hash"]]
         old = memo[~memo["_empty"]].drop(columns=["story_id", "_empty"])
         parts.append(wanted.merge(old, on="content_hash", how="inner").drop(columns="content_hash"))
     if fresh is not None:
@@ -58,7 +59,7 @@ def memoized(stories: pd.DataFrame, compute: Callable[[pd.DataFrame], pd.DataFra
         # remember every story computed, also those without rows (as an `_empty` marker row)
         hash_of = dict(zip(todo["story_id"], todo["content_hash"]))
         add = fresh.assign(content_hash=fresh["story_id"].map(hash_of), _empty=False)
-        none = todo[~todo["story_id"].isin(set(fresh["story_id"]))]
+        none = todo[~isin(todo["story_id"], fresh["story_id"])]
         marker = pd.DataFrame({"story_id": none["story_id"], "content_hash": none["content_hash"], "_empty": True})
         frames = [f for f in (memo, add, marker) if f is not None and len(f)]
         if frames:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .frames import named, tuples
+from .frames import isin, named
 from .settings import load_themes
 
 VERDICTS = ("akkoord", "afwijzen", "samenvoegen met <id>", "splitsen")
@@ -260,8 +260,8 @@ def apply_verdicts(clusters: pd.DataFrame, members: pd.DataFrame, verdicts: pd.D
                              "generated_label": g["phrase"].iloc[0], "verdict": "", "note": f"gesplitst uit {cid}",
                              "n_members": len(g), "n_stories": 1, "story_ids": sid})
         clusters = pd.concat([clusters[clusters["cluster_id"] != cid], pd.DataFrame(new_rows)], ignore_index=True)
-    clusters = clusters[~clusters["cluster_id"].isin(rejected)]
-    members = members[~members["cluster_id"].isin(rejected)]
+    clusters = clusters[~isin(clusters["cluster_id"], rejected)]
+    members = members[~isin(members["cluster_id"], rejected)]
     clusters = _recount(clusters, members)
     clusters.attrs["unplaced"] = unplaced
     clusters.attrs["placed"] = {verdicts.at[i, "cluster_id"]: c for i, c in placed.items()}
@@ -334,8 +334,8 @@ def review_tables(clusters: pd.DataFrame, members: pd.DataFrame, stories: pd.Dat
         if cid:
             carried[cid] = v
     if top is not None:
-        ranked = ranked[(ranked["rank"] <= top) | ranked["cluster_id"].isin(set(carried))]
-    leden = member_lists(members[members["cluster_id"].isin(set(ranked["cluster_id"]))])
+        ranked = ranked[(ranked["rank"] <= top).to_numpy() | isin(ranked["cluster_id"], set(carried))]
+    leden = member_lists(members[isin(members["cluster_id"], ranked["cluster_id"])])
     rows = []
     for r in named(ranked):
         v = carried.get(r.cluster_id)
@@ -405,9 +405,16 @@ def write_review(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[Path]:
             ws.write_string(0, j, str(col), editor_header if col in editable else bold)
             if col in editable:
                 ws.set_column(j, j, 28)
-        for i, row in enumerate(tuples(df), start=1):
+        # columns of pandas' string dtype hold only text (missing -> ""): the bulk of the cells,
+        # written without a type check per cell; other columns cell by cell (_write_cell)
+        text = [isinstance(df[c].dtype, pd.StringDtype) for c in df.columns]
+        columns = [df[c].fillna("").tolist() if t else df[c].tolist() for c, t in zip(df.columns, text)]
+        for i, row in enumerate(zip(*columns), start=1):
             for j, value in enumerate(row):
-                _write_cell(ws, i, j, value)
+                if not text[j]:
+                    _write_cell(ws, i, j, value)
+                elif value:
+                    ws.write_string(i, j, value[:MAX_CELL_CHARS])
         if name in editable_of:
             ws.freeze_panes(1, 1)
         if name == CLUSTER_SHEET and "oordeel" in df.columns:

@@ -18,7 +18,7 @@ from . import factors as factor_stage
 from . import themes as theme_stage
 from .corpus import load_annotations
 from .draft import Period, build_draft, match_previous
-from .frames import in_story_order
+from .frames import in_story_order, isin
 from .ingest import IngestResult, ingest, select_period
 from .settings import Settings
 
@@ -139,7 +139,7 @@ def analyze(settings: Settings, echo=print, period: Period | None = None, editor
             train_docs = pd.concat([train_docs, theme_stage.story_documents(
                 extra_stories, parse_stories(extra_stories, settings, get_nlp))], ignore_index=True)
         clf = theme_stage.train(train_docs, labels[labels["story_id"].isin(train_docs["story_id"])], settings)
-        editor_labels = labels[labels["story_id"].isin(set(stories["story_id"]))][["story_id", "themes"]]
+        editor_labels = labels[isin(labels["story_id"], stories["story_id"])][["story_id", "themes"]]
     with timed("factors"):
         model = factor_stage.train(training.stories, training.sentences, training.gold_factors, settings)
     models = _Models(clf, model, editor_labels, settings)
@@ -212,7 +212,7 @@ def _cluster_memo_dir(settings: Settings, period: Period) -> Path | None:
 
 
 def _sentences_of(sentences: pd.DataFrame, stories: pd.DataFrame) -> pd.DataFrame:
-    return sentences[sentences["story_id"].isin(set(stories["story_id"]))]
+    return sentences[isin(sentences["story_id"], stories["story_id"])]
 
 
 def _memo_fingerprint(settings: Settings, model_fingerprint: str, module, data_file: str) -> str:
@@ -245,7 +245,7 @@ class _Models:
                                                     "cues.yaml")
 
     def _edited(self, stories: pd.DataFrame) -> pd.Series:
-        return stories["story_id"].isin(set(self.editor_labels["story_id"]))
+        return isin(stories["story_id"], self.editor_labels["story_id"])
 
     def needing_sentences(self, stories: pd.DataFrame) -> pd.DataFrame:
         """The stories that must be parsed (or read from the parse cache) for `themes`/`factors`."""
@@ -254,7 +254,7 @@ class _Models:
         cache = self.settings.cache_dir
         known = (known_hashes(cache, "themes", self.theme_fingerprint)
                  & known_hashes(cache, "factors", self.factor_fingerprint))
-        return stories[~stories["content_hash"].isin(known) | self._edited(stories)]
+        return stories[~isin(stories["content_hash"], known) | self._edited(stories)]
 
     def themes(self, stories: pd.DataFrame, sentences: pd.DataFrame) -> pd.DataFrame:
         """The themes table for `stories`; stories an editor labelled keep those labels."""

@@ -122,10 +122,16 @@ class Theme:
     seeds: tuple[str, ...]
 
 
-def load_themes(path: Path | None = None) -> tuple[Theme, ...]:
-    """The configured themes, in file order (data/themes.yaml)."""
+def read_yaml(path: Path):
+    """A YAML data file, parsed with libyaml's safe loader when available (several times faster
+    than the pure-Python one, which is the fallback)."""
     import yaml
 
-    data = yaml.safe_load(Path(path or DATA_DIR / "themes.yaml").read_text(encoding="utf-8"))
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def load_themes(path: Path | None = None) -> tuple[Theme, ...]:
+    """The configured themes, in file order (data/themes.yaml)."""
+    data = read_yaml(path or DATA_DIR / "themes.yaml")
     return tuple(Theme(t["key"], t["name"], " ".join(str(t.get("description", "")).split()),
                        tuple(t.get("seeds", []))) for t in data["themes"])

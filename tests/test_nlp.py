@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.nlp import ModelNotAvailable, ParseStats, load, parse_stories
+from pipeline.nlp import TOKENIZER_EXCEPTIONS, ModelNotAvailable, ParseStats, load, parse_stories
 from pipeline.settings import Settings
 
 
@@ -18,6 +18,27 @@ def test_bundled_model_is_the_default_and_loads(nlp):
     for component in ("tok2vec", "morphologizer", "trainable_lemmatizer", "parser", "rd_block_boundaries", "entity_ruler"):
         assert component in nlp.pipe_names
     assert nlp.lang == "nl"
+
+
+def test_fast_tokenizer_load_equals_spacys_own_load():
+    """load() skips building the language's default tokenizer rules (the saved tokenizer replaces
+    them anyway): the result must be the very tokenizer spaCy's own load gives."""
+    import spacy
+
+    settings = Settings()
+    own = spacy.load(settings.bundled_model_dir)
+    fast = load(settings, with_entities=False)
+    assert fast.config["nlp"]["tokenizer"]["@tokenizers"] == "rd.TokenizerFromDisk.v1"
+    text = "Zo'n 40 werkzoekenden (o.a. via de wsp's) startten in 's-Hertogenbosch, zie www.werk.nl!"
+    assert [t.text for t in fast.tokenizer(text)] == [t.text for t in own.tokenizer(text)]
+    ours = set(TOKENIZER_EXCEPTIONS)  # added by load() on top of the saved ones
+
+    def saved(rules):
+        return {k: v for k, v in rules.items() if k not in ours}
+
+    assert saved(fast.tokenizer.rules) == saved(own.tokenizer.rules) and len(saved(own.tokenizer.rules)) > 4000
+    for attr in ("prefix_search", "suffix_search", "infix_finditer", "token_match", "url_match"):
+        assert getattr(fast.tokenizer, attr) == getattr(own.tokenizer, attr), attr
 
 
 def test_missing_choices_give_one_clear_error(tmp_path):

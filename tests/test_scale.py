@@ -179,6 +179,20 @@ def test_sentence_store_reads_and_compacts(tmp_path):
     assert len(store.segments()) == 1 and set(store.index()) == {"h0", "h1", "h2"}
 
 
+def test_sentence_store_compaction_leaves_large_segments_alone(tmp_path):
+    store = SentenceStore(tmp_path, max_segments=3)
+    big = store.write([pd.DataFrame({"story_id": [f"b{i}" for i in range(2000)], "sentence_index": 0,
+                                     "text": [f"zin nummer {i} met wat tekst" for i in range(2000)],
+                                     "content_hash": [f"hb{i}" for i in range(2000)]})])
+    for i in range(3):
+        store.write([pd.DataFrame({"story_id": [f"s{i}"], "sentence_index": [0], "text": ["x"],
+                                   "content_hash": [f"h{i}"]})])
+    big_bytes = big.read_bytes()
+    store.compact()
+    assert len(store.segments()) == 2 and big.read_bytes() == big_bytes  # the three small ones merged
+    assert set(store.index()) == {"h0", "h1", "h2"} | {f"hb{i}" for i in range(2000)}
+
+
 # --- writers --------------------------------------------------------------------------------------------
 
 def test_csv_round_trip_with_hostile_text(tmp_path):
@@ -231,3 +245,15 @@ def test_draft_json_is_valid_for_any_size():
     assert back["themes"][0]["items"][0]["members"] == members and back["themes"][0]["items"][0]["n"] == 3
     assert back["themes"][0]["items"][0]["first_date"].startswith("2024-03-01")
     assert "\n  " in render_json({"schema_version": 2, "themes": []})  # indented for reading
+
+
+def test_theme_groups_lists_each_factor_under_each_theme_of_its_story():
+    from pipeline.cluster import theme_groups
+
+    factors = pd.DataFrame({"themes": ["b;a", "", "a", None, "a;;c"],
+                            "polarity": ["succes", "succes", "knelpunt", "succes", "succes"]})
+    groups = theme_groups(factors)
+    assert list(groups) == [("a", "knelpunt"), ("a", "succes"), ("b", "succes"), ("c", "succes")]
+    assert groups[("a", "succes")].tolist() == [0, 4] and groups[("a", "knelpunt")].tolist() == [2]
+    assert groups[("b", "succes")].tolist() == [0] and groups[("c", "succes")].tolist() == [4]
+    assert theme_groups(factors.iloc[[1, 3]]) == {}
