@@ -123,6 +123,7 @@ class PhraseVectorizer:
     w_lemma: float = 1.0
     w_char: float = 0.6
     w_concept: float = 0.8
+    w_reference: float = 2.0  # the known-factor scores (`extra`, see references.py), when given
     concepts_path: Path = DATA_DIR / "concepts.yaml"
 
     lemma_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
@@ -137,25 +138,29 @@ class PhraseVectorizer:
         self.fit_transform(texts, lemmas)
         return self
 
-    def fit_transform(self, texts, lemmas) -> sp.csr_matrix:
+    def fit_transform(self, texts, lemmas, extra: np.ndarray | None = None) -> sp.csr_matrix:
         lt = self._lemma_text(lemmas)
         self.lemma_vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True,
                                                  token_pattern=r"(?u)\b\w[\w-]+\b")
         self.char_vectorizer_ = CharNgramVectorizer((4, 5), min_df=1)
         self.lemma_vectorizer_.fit(lt if any(t.strip() for t in lt) else ["leeg"])
         self.concepts_ = load_concepts(Path(self.concepts_path))
-        return self._combine(texts, lt, fit=True)
+        return self._combine(texts, lt, fit=True, extra=extra)
 
-    def transform(self, texts, lemmas) -> sp.csr_matrix:
-        return self._combine(texts, self._lemma_text(lemmas), fit=False)
+    def transform(self, texts, lemmas, extra: np.ndarray | None = None) -> sp.csr_matrix:
+        """`extra`: optional dense scores per row (the known-factor scores), appended unnormalised
+        with weight w_reference, so a confident score weighs more than a vague one."""
+        return self._combine(texts, self._lemma_text(lemmas), fit=False, extra=extra)
 
-    def _combine(self, texts, lt: list[str], fit: bool) -> sp.csr_matrix:
+    def _combine(self, texts, lt: list[str], fit: bool, extra: np.ndarray | None = None) -> sp.csr_matrix:
         low = [str(t).lower() for t in texts]
         both = [" ".join(x) for x in zip(low, lt)]
         chars = self.char_vectorizer_.fit_transform(both) if fit else self.char_vectorizer_.transform(both)
         blocks = [normalize(self.lemma_vectorizer_.transform(lt)) * self.w_lemma, chars * self.w_char]
         if self.concepts_:
             blocks.append(normalize(concept_matrix(both, self.concepts_)) * self.w_concept)
+        if extra is not None and np.asarray(extra).shape[1]:
+            blocks.append(sp.csr_matrix(np.asarray(extra, dtype=float)) * self.w_reference)
         return normalize(sp.hstack(blocks).tocsr())
 
 
@@ -242,16 +247,19 @@ def assign_to_clusters(X_old: sp.csr_matrix, labels: np.ndarray, X_new: sp.csr_m
     highest average similarity if its average distance is within `threshold` (the average-linkage
     criterion), else starts a new cluster. Rows are taken in order, each seeing the earlier ones."""
     labels = np.asarray(labels, dtype=np.int64)
+    X_new = sp.csr_matrix(X_new)
     X = sp.vstack([X_old, X_new]).tocsr()
     n_old = X_old.shape[0]
     out = np.concatenate([labels, np.zeros(X_new.shape[0], dtype=np.int64)])
     next_label = int(labels.max()) + 1 if len(labels) else 0
+    sims_new = (X @ X_new.T).toarray() if X_new.shape[0] else None  # every row against each new row, once
+    empty = np.diff(X_new.indptr) == 0
     for i in range(X_new.shape[0]):
         row = n_old + i
-        if row == 0 or X[row].nnz == 0:
+        if row == 0 or empty[i]:
             out[row], next_label = next_label, next_label + 1
             continue
-        sims = (X[:row] @ X[row].T).toarray().ravel()
+        sims = sims_new[:row, i]
         sums = np.bincount(out[:row], weights=sims, minlength=next_label)
         counts = np.bincount(out[:row], minlength=next_label)
         mean = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
@@ -298,12 +306,17 @@ def theme_groups(factors: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     """Row positions of `factors` per (theme, polarity), for each theme of a factor's story (a
     factor of a story with two themes is in two groups; one without themes is in none). Sorted
     by key; positions in row order. Nothing is copied: a group is `factors.take(positions)`."""
-    lists = [x.split(";") if x else [] for x in factors["themes"].fillna("").astype(str).tolist()]
-    rows = np.repeat(np.arange(len(factors)), np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)))
-    if not len(rows):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(factors):
         return {}
-    # integer codes of theme and polarity, combined: no per-row tuples or string keys
-    theme_codes, theme_names = pd.factorize(pd.Series([t for ts in lists for t in ts], dtype=object))
+    # split and number the themes in Arrow (no Python loop over rows), then combine the integer
+    # codes of theme and polarity
+    lists = pc.split_pattern(pa.array(factors["themes"].fillna("").astype(str).to_numpy(dtype=object)), ";")
+    rows = pc.list_parent_indices(lists).to_numpy()
+    encoded = pc.dictionary_encode(pc.list_flatten(lists))
+    theme_codes, theme_names = encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
     pol_codes, pol_names = pd.factorize(factors["polarity"].astype(str))
     code = theme_codes.astype(np.int64) * len(pol_names) + pol_codes[rows]
     order = np.argsort(code, kind="stable")
@@ -339,14 +352,16 @@ class _GroupClustering:
 
 
 def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, vectorizer: PhraseVectorizer | None,
-                      max_exact: int, memo: Path | None) -> _GroupClustering:
+                      max_exact: int, memo: Path | None, extra=None) -> _GroupClustering:
     """Cluster one theme/polarity group (rows sorted as given; `keys` from `phrase_keys`).
 
     With a memo of an earlier run of the same group: the same phrases give back the memo's
     clusters and tables; when the group only gained a few phrases (at most 5%, or 20) the memo's
     clusters are kept (minus phrases that are gone) and the new phrases are assigned to them
     (`assign_to_clusters`); otherwise, or without a memo, the group is clustered from scratch.
+    `extra(rows)`: optional known-factor scores of some of the group's rows (see references.py).
     """
+    scores = extra if extra is not None else (lambda rows: None)
     head = _load_memo(memo) if memo is not None else None  # keys and tables (small)
     if head is not None:
         old_index = {k: i for i, k in enumerate(head["keys"])}
@@ -360,7 +375,7 @@ def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, ve
         if vec is not None:
             rows = np.array([old_index[k] for k, ok in zip(keys, known) if ok], dtype=np.int64)
             new = group[~known]
-            X_new = vec.transform(new["phrase"], new["phrase_lemmas"])
+            X_new = vec.transform(new["phrase"], new["phrase_lemmas"], extra=scores(new))
             new_labels = assign_to_clusters(state["X"][rows], state["labels"][rows], X_new, threshold)
             # back to the group's order: known rows first in `rows`, then the new ones
             position = np.empty(len(keys), dtype=np.int64)
@@ -370,9 +385,9 @@ def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, ve
                 vec._lemma_text(new["phrase_lemmas"]))]).tocsr()[position]
             labels = _renumber(np.concatenate([state["labels"][rows], new_labels])[position])
             return _GroupClustering(labels, X, X_lemma, state["names"], vectorizer=vec)
-    vec = PhraseVectorizer() if vectorizer is None else PhraseVectorizer(vectorizer.w_lemma, vectorizer.w_char,
-                                                                          vectorizer.w_concept, vectorizer.concepts_path)
-    X = vec.fit_transform(group["phrase"], group["phrase_lemmas"])
+    vec = PhraseVectorizer() if vectorizer is None else PhraseVectorizer(
+        vectorizer.w_lemma, vectorizer.w_char, vectorizer.w_concept, vectorizer.w_reference, vectorizer.concepts_path)
+    X = vec.fit_transform(group["phrase"], group["phrase_lemmas"], extra=scores(group))
     labels = cluster_vectors(X, threshold, max_exact=max_exact)
     X_lemma = vec.lemma_vectorizer_.transform(vec._lemma_text(group["phrase_lemmas"]))
     return _GroupClustering(labels, X, X_lemma, vec.lemma_vectorizer_.get_feature_names_out(), vectorizer=vec)
@@ -403,10 +418,12 @@ def _save_memo(path: Path, keys: list[str], g: _GroupClustering) -> None:
             Path(tmp).write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def memo_fingerprint(threshold: float, vectorizer: PhraseVectorizer | None, max_exact: int) -> str:
+def memo_fingerprint(threshold: float, vectorizer: PhraseVectorizer | None, max_exact: int,
+                     references=None) -> str:
     """What a group's clustering depends on besides its phrases (for the memo's file name)."""
     v = vectorizer or PhraseVectorizer()
-    h = hashlib.sha256(repr((threshold, v.w_lemma, v.w_char, v.w_concept, max_exact)).encode())
+    h = hashlib.sha256(repr((threshold, v.w_lemma, v.w_char, v.w_concept, v.w_reference, max_exact,
+                             getattr(references, "fingerprint_", None))).encode())
     h.update(Path(v.concepts_path).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()[:16]
@@ -414,7 +431,7 @@ def memo_fingerprint(threshold: float, vectorizer: PhraseVectorizer | None, max_
 
 def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: float = 0.6,
                     vectorizer: PhraseVectorizer | None = None, max_exact: int = 2500,
-                    memo_dir: Path | None = None) -> ClusterResult:
+                    memo_dir: Path | None = None, references=None) -> ClusterResult:
     """Cluster factors (with columns story_id, start, end, polarity, phrase, phrase_lemmas,
     sentence, themes) per theme and polarity; `stories` gives region and date for support.
 
@@ -422,19 +439,22 @@ def cluster_factors(factors: pd.DataFrame, stories: pd.DataFrame, threshold: flo
     stories assigns their phrases to the existing clusters (see `_group_clustering`); without it
     every group is clustered from scratch, and the same input always gives the same clusters.
     Regions and dates of the clusters come from `stories` (callers refresh them after verdicts;
-    see review.refresh_support).
+    see review.refresh_support). `references` (optional, see references.py) adds the scores of
+    the published factors each phrase may restate to its vector.
     """
     groups = theme_groups(factors)
     region_of = dict(zip(stories["story_id"].tolist(), stories["region"].fillna("").tolist()))
     date_of = dict(zip(stories["story_id"].tolist(), stories["date"]))
-    fingerprint = memo_fingerprint(threshold, vectorizer, max_exact) if memo_dir is not None else ""
+    fingerprint = memo_fingerprint(threshold, vectorizer, max_exact, references) if memo_dir is not None else ""
     cluster_frames, member_frames = [], []
     for (theme, polarity), rows in groups.items():
         group = factors.take(rows).assign(theme=theme)
         group = group.sort_values(["story_id", "start", "end"], kind="stable").reset_index(drop=True)
         keys = phrase_keys(group)
         memo = Path(memo_dir) / f"{fingerprint}-{theme}-{polarity}.pkl" if memo_dir is not None else None
-        g = _group_clustering(group, keys, threshold, vectorizer, max_exact, memo)
+        extra = None if references is None else (
+            lambda rows, t=theme, p=polarity: references.group_scores(rows, t, p))
+        g = _group_clustering(group, keys, threshold, vectorizer, max_exact, memo, extra)
         if g.tables is None:
             g.tables = _group_tables(group, g, theme, polarity, region_of, date_of)
             if memo is not None and g.vectorizer is not None:

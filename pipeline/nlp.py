@@ -226,7 +226,10 @@ def add_gazetteer_entities(nlp, settings: Settings):
         nlp.remove_pipe("entity_ruler")
     config = {"phrase_matcher_attr": "ORTH", "overwrite_ents": True}
     ruler = nlp.add_pipe("entity_ruler", config=config, last=True)
-    ruler.add_patterns(gazetteer_patterns(settings))
+    # phrase patterns match on ORTH, so only the tokenizer must see them; left alone, the ruler
+    # would run every component before it over ~500 pattern texts on each load
+    with nlp.select_pipes(enable=["entity_ruler"]):
+        ruler.add_patterns(gazetteer_patterns(settings))
     return ruler
 
 

@@ -257,3 +257,14 @@ def test_theme_groups_lists_each_factor_under_each_theme_of_its_story():
     assert groups[("a", "succes")].tolist() == [0, 4] and groups[("a", "knelpunt")].tolist() == [2]
     assert groups[("b", "succes")].tolist() == [0] and groups[("c", "succes")].tolist() == [4]
     assert theme_groups(factors.iloc[[1, 3]]) == {}
+
+
+def test_fewer_gc_passes_restores_the_collector_thresholds():
+    import gc
+
+    from pipeline.run import fewer_gc_passes
+
+    before = gc.get_threshold()
+    with fewer_gc_passes(50_000):
+        assert gc.get_threshold()[0] == max(50_000, before[0])
+    assert gc.get_threshold() == before

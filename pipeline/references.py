@@ -1,0 +1,184 @@
+"""Known factors: which published factor of the 2022 analysis a factor statement restates.
+
+`corpus/reference/lessons-learned-2022.yaml` lists the published success factors and bottlenecks
+per theme; the corpus annotations link many gold factors to one of them (`reference`) or to none.
+`ReferenceModel` learns that link: a multinomial logistic regression over the condensed phrase
+(the clustering's own `PhraseVectorizer` features: word TF-IDF, character n-grams, concepts). Each reference's published wording is a training example too, so a reference
+that no annotated story restates can still be recognised.
+
+For a factor in theme t with polarity p, `group_scores` gives the probabilities of t's
+references of polarity p, renormalised against "none" (a factor that restates no known factor
+gets low scores everywhere). Clustering appends these scores to the phrase vectors: factors that
+restate the same known factor in different words come together. They are hints from a model,
+measured under cross-validation in `make evaluate`, never gold.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from . import cluster as cluster_stage
+from . import features
+from .corpus import Reference, load_reference
+from .settings import Settings
+
+NONE = "none"
+
+
+def factor_texts(factors: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """What the model reads of a factor: its condensed phrase, as (texts, words) for
+    `PhraseVectorizer` (character n-grams, word TF-IDF, concepts). The evidence sentence was
+    tried as well: slower to train, and no better on the evaluation."""
+    phrases = factors["phrase"].fillna("").astype(str).tolist()
+    return phrases, phrases
+
+
+@dataclass
+class ReferenceModel:
+    """Factor text -> probability per published reference (and "none"). fit/predict like scikit-learn."""
+
+    C: float = 10.0
+    prototype_weight: int = 3  # each reference's published wording counts as this many examples
+
+    references_: tuple[Reference, ...] = field(default=(), repr=False)
+    vectorizer_: object = field(default=None, repr=False)
+    clf_: LogisticRegression | None = field(default=None, repr=False)
+    fingerprint_: str = ""
+
+    def fit(self, texts: tuple[list[str], list[str]], labels: list[str | None],
+            references: list[Reference]) -> "ReferenceModel":
+        """`texts` from `factor_texts`; `labels`: a reference id per factor, or None when it
+        restates none."""
+        self.references_ = tuple(references)
+        known = {r.ref_id for r in references}
+        y = [lab if lab in known else NONE for lab in labels]
+        protos = [r.phrase for r in references] * self.prototype_weight
+        y = y + [r.ref_id for r in references] * self.prototype_weight
+        self.vectorizer_ = cluster_stage.PhraseVectorizer()
+        X = self.vectorizer_.fit_transform(list(texts[0]) + protos, list(texts[1]) + protos)
+        # saga: ~20x faster than lbfgs on these 70-odd classes x ~20k sparse features; seeded
+        self.clf_ = LogisticRegression(C=self.C, solver="saga", tol=1e-3, max_iter=500, random_state=0)
+        self.clf_.fit(X, y)
+        return self
+
+    def predict_proba(self, texts: tuple[list[str], list[str]]) -> pd.DataFrame:
+        """Probabilities per class (reference ids and "none"), one row per factor."""
+        if not len(texts[0]):
+            return pd.DataFrame(columns=list(self.clf_.classes_))
+        p = self.clf_.predict_proba(self.vectorizer_.transform(list(texts[0]), list(texts[1])))
+        return pd.DataFrame(p, columns=list(self.clf_.classes_))
+
+    def group_references(self, theme: str, polarity: str) -> list[str]:
+        return [r.ref_id for r in self.references_ if r.theme == theme and r.polarity == polarity]
+
+    def group_scores(self, group: pd.DataFrame, theme: str, polarity: str) -> np.ndarray:
+        """Scores of the references of `theme` and `polarity` for the factors in `group`
+        (rows x references), each row renormalised against "none"."""
+        refs = self.group_references(theme, polarity)
+        if not refs or not len(group):
+            return np.zeros((len(group), len(refs)))
+        p = self.predict_proba(factor_texts(group))
+        mine = p.reindex(columns=refs, fill_value=0.0).to_numpy()
+        none = p[NONE].to_numpy() if NONE in p else np.zeros(len(group))
+        total = mine.sum(axis=1) + none
+        return mine / np.where(total > 0, total, 1.0)[:, None]
+
+    def best(self, factors: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+        """Per factor, the most likely reference of its polarity within its themes ("" when
+        none is likelier), with that probability (renormalised as in `group_scores`)."""
+        if not len(factors):
+            return [], np.zeros(0)
+        p = self.predict_proba(factor_texts(factors))
+        ids, probs = [], []
+        for i, (themes, polarity) in enumerate(zip(factors["themes"].fillna("").astype(str).tolist(),
+                                                   factors["polarity"].astype(str).tolist())):
+            allowed = [r.ref_id for r in self.references_ if r.polarity == polarity and r.theme in themes.split(";")]
+            row = p.iloc[i]
+            scores = row.reindex(allowed, fill_value=0.0)
+            total = scores.sum() + row.get(NONE, 0.0)
+            if len(scores) and scores.max() > row.get(NONE, 0.0):
+                ids.append(str(scores.idxmax()))
+                probs.append(float(scores.max() / total) if total else 0.0)
+            else:
+                ids.append("")
+                probs.append(0.0)
+        return ids, np.array(probs)
+
+    def save(self, path: Path, meta: dict) -> None:
+        from .outputs import atomic_path, write_text
+
+        with atomic_path(Path(path)) as tmp:
+            joblib.dump(self, tmp)
+        write_text(Path(path).with_suffix(".json"), json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+
+
+class CrossFitted:
+    """For evaluation: scores of each story's factors from a model trained without that story
+    (`models` per fold, `fold_of` story id -> fold)."""
+
+    def __init__(self, models: list[ReferenceModel], fold_of: dict[str, int]):
+        self.models, self.fold_of = models, fold_of
+        self.fingerprint_ = "cross-fitted"
+
+    def group_scores(self, group: pd.DataFrame, theme: str, polarity: str) -> np.ndarray:
+        refs = self.models[0].group_references(theme, polarity)
+        out = np.zeros((len(group), len(refs)))
+        folds = np.array([self.fold_of.get(s, 0) for s in group["story_id"].tolist()])
+        for k, model in enumerate(self.models):
+            rows = np.flatnonzero(folds == k)
+            if len(rows):
+                out[rows] = model.group_scores(group.iloc[rows], theme, polarity)
+        return out
+
+
+def training_table(stories: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
+    """The gold factors that can be located in their story: phrase, evidence, reference."""
+    from .factors import gold_spans
+
+    return gold_spans(stories, gold)
+
+
+def _fingerprint(table: pd.DataFrame, references: list[Reference], model: ReferenceModel) -> str:
+    h = hashlib.sha256(repr((model.C, model.prototype_weight)).encode())
+    for text, ref in zip(factor_texts(table)[0], table["reference"].tolist()):
+        h.update(f"{text}\x00{ref}\x01".encode())
+    h.update(repr([(r.ref_id, r.phrase) for r in references]).encode())
+    for module in (__file__, cluster_stage.__file__, features.__file__):  # the code computing the features
+        h.update(Path(module).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def train(stories: pd.DataFrame, gold: pd.DataFrame, settings: Settings,
+          cache_path: Path | None = None) -> ReferenceModel | None:
+    """Fit on the annotated corpus; reuse the saved model when nothing changed. None when there
+    is no reference file or no annotated factor."""
+    if not Path(settings.reference_file).exists() or not len(gold):
+        return None
+    references = load_reference(settings.reference_file)
+    table = training_table(stories, gold)
+    model = ReferenceModel()
+    fingerprint = _fingerprint(table, references, model)
+    cache_path = Path(cache_path or settings.cache_dir / "models" / "references.joblib")
+    meta_path = cache_path.with_suffix(".json")
+    if cache_path.exists() and meta_path.exists():
+        try:
+            if json.loads(meta_path.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
+                model = joblib.load(cache_path)
+                model.fingerprint_ = fingerprint
+                return model
+        except Exception:  # a damaged cache is retrained
+            pass
+    model.fit(factor_texts(table), table["reference"].tolist(), references)
+    model.fingerprint_ = fingerprint
+    model.save(cache_path, {"fingerprint": fingerprint, "n_factors": len(table),
+                            "n_with_reference": int(table["reference"].notna().sum()),
+                            "n_references": len(references), "params": {"C": model.C,
+                                                                        "prototype_weight": model.prototype_weight}})
+    return model
