@@ -188,7 +188,8 @@ def _analyze(settings: Settings, echo, period: Period | None, editor, until: str
     # --- clusters and the draft --------------------------------------------------------------
     with timed("cluster"):
         # which published 2022 factor a phrase restates (trained on the annotations; cached)
-        known = reference_stage.train(training.stories, training.gold_factors, settings)
+        known = (reference_stage.train(training.stories, training.gold_factors, settings)
+                 if settings.known_factor_hints else None)
         clustered = cluster_stage.cluster_factors(factors, stories, threshold=settings.cluster_threshold,
                                                   memo_dir=_cluster_memo_dir(settings, period), references=known)
         clusters, members = clustered.clusters, clustered.members

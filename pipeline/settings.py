@@ -53,6 +53,9 @@ class Settings:
     # a re-run that adds a few stories assigns their phrases to the clusters of the previous run
     # (kept in the cache); False (`--recluster`) clusters every group from scratch
     incremental_clusters: bool = True
+    # cluster with the scores of the model that recognises published 2022 factors (references.py);
+    # docs/evaluation.md shows the clustering with and without them
+    known_factor_hints: bool = True
 
     # --- misc ------------------------------------------------------------------------------
     progress: bool = True
