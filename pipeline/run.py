@@ -7,7 +7,10 @@ applied to whatever folder is analysed.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,42 +335,101 @@ def _apply_theme_corrections(labels: pd.DataFrame, corrections: pd.DataFrame) ->
     return out
 
 
-def write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
-    """Write every table and the draft in all formats to out_dir (atomically, file by file)."""
+PARALLEL_WRITE_FROM = 1000  # stories; below this, forking costs more than it saves
+
+
+def write_outputs(run: RunResult, out_dir: Path, parallel: bool | None = None) -> list[Path]:
+    """Write every table and the draft in all formats to out_dir (atomically, file by file).
+
+    `parallel`: write the review sheet in a forked child process while this one writes the rest
+    (the two largest pieces of writing, on the two cores). None: on Linux, from
+    PARALLEL_WRITE_FROM stories. A failure in the child is raised here, with its traceback."""
+    if parallel is None:
+        parallel = sys.platform.startswith("linux") and len(run.stories) >= PARALLEL_WRITE_FROM
     with fewer_gc_passes():
-        return _write_outputs(run, out_dir)
+        return _write_outputs(run, out_dir, parallel and hasattr(os, "fork"))
 
 
-def _write_outputs(run: RunResult, out_dir: Path) -> list[Path]:
+def _forked(job) -> Callable[[], list]:
+    """Start `job()` (returning a list of paths) in a forked child; return a function that waits
+    for the child and returns the paths, or raises RuntimeError with the child's traceback."""
+    import json
+    import traceback
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the job, report, and leave without any cleanup of the parent's state
+        os.close(read_end)
+        code = 0
+        try:
+            message = {"paths": [str(p) for p in job()]}
+        except BaseException:  # noqa: BLE001 - everything is reported to the parent
+            message, code = {"error": traceback.format_exc()[-8000:]}, 1
+        try:
+            with os.fdopen(write_end, "w", encoding="utf-8") as pipe:
+                json.dump(message, pipe)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+
+    def wait() -> list:
+        with os.fdopen(read_end, encoding="utf-8") as pipe:
+            text = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = {"error": f"the writing process ended without a report (status {status})"}
+        if status != 0 or "error" in message:
+            raise RuntimeError(f"writing the review sheet failed:\n{message.get('error', status)}")
+        return [Path(p) for p in message["paths"]]
+
+    return wait
+
+
+def _write_outputs(run: RunResult, out_dir: Path, parallel: bool = False) -> list[Path]:
     from .outputs import write_bytes, write_csv, write_parquet, write_text
     from .render.docx_out import render_docx
     from .render.html import render_html
     from .render.json_out import render_json_bytes
     from .render.markdown import render_markdown
-
-    out = Path(out_dir)
     from .review import review_tables, write_review
 
-    written = [write_parquet(out / "stories.parquet", run.stories),
-               write_csv(out / "ingest-report.csv", run.ingest.report)]
-    if len(run.sentences) and not len(run.themes.columns):  # the `parse` command: every story's sentences
-        written.append(write_parquet(out / "sentences.parquet", run.sentences))
-    else:  # a later stage ran: its sentences are partial (see RunResult); no stale copy stays behind
-        (out / "sentences.parquet").unlink(missing_ok=True)
-    if len(run.themes):
-        written.append(write_csv(out / "themes.csv", run.themes))
-    if len(run.factors.columns):
-        written += [write_csv(out / "factors.csv", run.factors), write_parquet(out / "factors.parquet", run.factors)]
-    if len(run.clusters.columns):
-        written += [write_csv(out / "clusters.csv", run.clusters), write_csv(out / "cluster-members.csv", run.members)]
-        written += write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor,
-                                              top=run.settings.review_top), out)
-    if run.draft:
-        written += [write_bytes(out / "draft.json", render_json_bytes(run.draft)),
-                    write_text(out / "rode-draad.md", render_markdown(run.draft)),
-                    write_text(out / "rode-draad.html", render_html(run.draft)),
-                    write_bytes(out / "rode-draad.docx", render_docx(run.draft))]
-    written.append(write_text(out / "run-summary.txt", summary(run) + "\n"))
+    out = Path(out_dir)
+
+    def review() -> list[Path]:
+        return write_review(review_tables(run.clusters, run.members, run.stories, run.themes, run.editor,
+                                          top=run.settings.review_top), out)
+
+    has_clusters = bool(len(run.clusters.columns))
+    wait_for_review = _forked(review) if has_clusters and parallel else None
+    written: list[Path] = []
+    try:
+        written += [write_parquet(out / "stories.parquet", run.stories),
+                    write_csv(out / "ingest-report.csv", run.ingest.report)]
+        if len(run.sentences) and not len(run.themes.columns):  # the `parse` command: every story's sentences
+            written.append(write_parquet(out / "sentences.parquet", run.sentences))
+        else:  # a later stage ran: its sentences are partial (see RunResult); no stale copy stays behind
+            (out / "sentences.parquet").unlink(missing_ok=True)
+        if len(run.themes):
+            written.append(write_csv(out / "themes.csv", run.themes))
+        if len(run.factors.columns):
+            written += [write_csv(out / "factors.csv", run.factors),
+                        write_parquet(out / "factors.parquet", run.factors)]
+        if has_clusters:
+            written += [write_csv(out / "clusters.csv", run.clusters),
+                        write_csv(out / "cluster-members.csv", run.members)]
+            if wait_for_review is None:
+                written += review()
+        if run.draft:
+            written += [write_bytes(out / "draft.json", render_json_bytes(run.draft)),
+                        write_text(out / "rode-draad.md", render_markdown(run.draft)),
+                        write_text(out / "rode-draad.html", render_html(run.draft)),
+                        write_bytes(out / "rode-draad.docx", render_docx(run.draft))]
+        written.append(write_text(out / "run-summary.txt", summary(run) + "\n"))
+    finally:
+        if wait_for_review is not None:  # always wait for the child, also when writing here failed
+            written += wait_for_review()
     return written
 
 

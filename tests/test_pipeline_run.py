@@ -235,3 +235,39 @@ def test_analyze_a_folder_of_annotated_stories_only(tmp_path):
     settings = Settings().replace(corpus_dir=folder, progress=False, review_file=tmp_path / "geen.xlsx")
     run = analyze(settings, echo=None)
     assert set(run.themes["flag"]) == {"redacteur"} and len(run.factors) and len(run.clusters)
+
+
+def test_parallel_writing_gives_the_same_outputs_and_reports_a_failing_child(tmp_path, monkeypatch):
+    """On large runs the review sheet is written in a forked child process: same files, same
+    content, and an error in the child reaches the caller while the other outputs are written."""
+    import openpyxl
+
+    import pipeline.review
+    from pipeline.run import analyze, write_outputs
+
+    folder = tmp_path / "verhalen"
+    folder.mkdir()
+    for sid in SAMPLE[:2]:
+        shutil.copy(ROOT / "corpus" / "stories" / f"{sid}.md", folder)
+    run = analyze(Settings().replace(corpus_dir=folder, progress=False, review_file=tmp_path / "geen.xlsx"),
+                  echo=None)
+    one = write_outputs(run, tmp_path / "one", parallel=False)
+    two = write_outputs(run, tmp_path / "two", parallel=True)
+    assert sorted(p.name for p in one) == sorted(p.name for p in two) and "review.xlsx" in {p.name for p in two}
+    for path in one:
+        other = tmp_path / "two" / path.name
+        if path.suffix == ".xlsx":
+            a, b = openpyxl.load_workbook(path), openpyxl.load_workbook(other)
+            assert a.sheetnames == b.sheetnames
+            for name in a.sheetnames:
+                assert list(a[name].values) == list(b[name].values)
+        elif path.suffix in (".csv", ".json", ".md", ".html", ".txt"):
+            assert path.read_bytes() == other.read_bytes(), path.name
+
+    def broken(*args, **kwargs):
+        raise ValueError("schijf vol")
+
+    monkeypatch.setattr(pipeline.review, "write_review", broken)
+    with pytest.raises(RuntimeError, match="schijf vol"):
+        write_outputs(run, tmp_path / "three", parallel=True)
+    assert (tmp_path / "three" / "draft.json").exists() and not (tmp_path / "three" / "review.xlsx").exists()
