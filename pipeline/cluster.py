@@ -252,14 +252,16 @@ def assign_to_clusters(X_old: sp.csr_matrix, labels: np.ndarray, X_new: sp.csr_m
     n_old = X_old.shape[0]
     out = np.concatenate([labels, np.zeros(X_new.shape[0], dtype=np.int64)])
     next_label = int(labels.max()) + 1 if len(labels) else 0
-    sims_new = (X @ X_new.T).toarray() if X_new.shape[0] else None  # every row against each new row, once
     empty = np.diff(X_new.indptr) == 0
+    chunk = 256  # new rows whose similarities to every row are computed in one product (bounded memory)
     for i in range(X_new.shape[0]):
+        if i % chunk == 0:
+            sims_new = (X @ X_new[i:i + chunk].T).toarray()
         row = n_old + i
         if row == 0 or empty[i]:
             out[row], next_label = next_label, next_label + 1
             continue
-        sims = sims_new[:row, i]
+        sims = sims_new[:row, i % chunk]
         sums = np.bincount(out[:row], weights=sims, minlength=next_label)
         counts = np.bincount(out[:row], minlength=next_label)
         mean = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)

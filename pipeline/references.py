@@ -91,27 +91,6 @@ class ReferenceModel:
         total = mine.sum(axis=1) + none
         return mine / np.where(total > 0, total, 1.0)[:, None]
 
-    def best(self, factors: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-        """Per factor, the most likely reference of its polarity within its themes ("" when
-        none is likelier), with that probability (renormalised as in `group_scores`)."""
-        if not len(factors):
-            return [], np.zeros(0)
-        p = self.predict_proba(factor_texts(factors))
-        ids, probs = [], []
-        for i, (themes, polarity) in enumerate(zip(factors["themes"].fillna("").astype(str).tolist(),
-                                                   factors["polarity"].astype(str).tolist())):
-            allowed = [r.ref_id for r in self.references_ if r.polarity == polarity and r.theme in themes.split(";")]
-            row = p.iloc[i]
-            scores = row.reindex(allowed, fill_value=0.0)
-            total = scores.sum() + row.get(NONE, 0.0)
-            if len(scores) and scores.max() > row.get(NONE, 0.0):
-                ids.append(str(scores.idxmax()))
-                probs.append(float(scores.max() / total) if total else 0.0)
-            else:
-                ids.append("")
-                probs.append(0.0)
-        return ids, np.array(probs)
-
     def save(self, path: Path, meta: dict) -> None:
         from .outputs import atomic_path, write_text
 

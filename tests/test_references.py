@@ -42,10 +42,8 @@ def test_model_recognises_a_known_factor_in_new_words():
     assert model.group_references("t", "succes") == ["t.S1", "t.S2"]
     assert scores.shape == (2, 2) and (scores.sum(axis=1) <= 1 + 1e-9).all() and (scores >= 0).all()
     assert scores[0].argmax() == 0 and scores[1].argmax() == 1
-    ids, probs = model.best(new)
-    assert ids == ["t.S1", "t.S2"] and (probs > 0).all()
-    # only the references of the factor's own themes and polarity are candidates
-    assert model.best(new.assign(themes="u"))[0] == ["", ""]
+    # only the references of the group's theme and polarity are candidates
+    assert model.group_references("u", "succes") == ["u.S1"] and model.group_scores(new, "u", "succes").shape == (2, 1)
     assert model.group_scores(new, "v", "knelpunt").shape == (2, 0)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipeline import ingest as ingest_module
@@ -84,6 +85,28 @@ def test_assign_to_clusters_joins_or_starts_a_cluster():
     new = ["een vaste contactpersoon", "de werkgever bezoekt de school"]
     got = assign_to_clusters(X, labels, vec.transform(new, new), 0.6)
     assert got[0] == labels[0] and got[1] not in set(labels)
+
+
+def test_assign_to_clusters_in_chunks_equals_one_row_at_a_time():
+    """Placing many new rows (more than one chunk of similarities) gives what placing them one by
+    one, each against every earlier row, gives."""
+    rng = np.random.default_rng(3)
+    words = ["werkgever", "school", "budget", "coach", "regio", "jongeren", "contact", "proef", "loon", "team"]
+    texts = [" ".join(rng.choice(words, 3)) for _ in range(700)]
+    vec = PhraseVectorizer()
+    X = vec.fit_transform(texts[:100], texts[:100])
+    labels = cluster_vectors(X, 0.5)
+    X_new = vec.transform(texts[100:], texts[100:])
+    got = assign_to_clusters(X, labels, X_new, 0.5)
+    expected = list(labels)
+    for i in range(X_new.shape[0]):  # the reference: one row at a time
+        rows = sp.vstack([X, X_new[:i + 1]]).tocsr()
+        sims = (rows[:-1] @ rows[-1].T).toarray().ravel()
+        ids = np.array(expected)
+        means = {c: sims[ids == c].mean() for c in set(expected)}
+        best = max(sorted(means), key=lambda c: means[c])
+        expected.append(best if 1 - means[best] <= 0.5 else max(expected) + 1)
+    assert got.tolist() == expected[100:]
 
 
 def test_incremental_clustering_keeps_clusters_and_places_new_phrases(tmp_path):
