@@ -158,7 +158,7 @@ def _analyze(settings: Settings, echo, period: Period | None, editor, until: str
 
     # --- the models (trained on the bundled corpus and the editor's theme corrections) ------------
     labels = _apply_theme_corrections(training.labels, editor.themes)
-    with timed("themes"):
+    with timed("train"):
         train_docs = theme_stage.story_documents(training.stories, training.sentences)
         # editor's corrections of stories outside the bundled corpus become training labels too
         extra = labels[~labels["story_id"].isin(train_docs["story_id"]) & labels["story_id"].isin(stories["story_id"])]
@@ -168,7 +168,7 @@ def _analyze(settings: Settings, echo, period: Period | None, editor, until: str
                 extra_stories, parse_stories(extra_stories, settings, get_nlp))], ignore_index=True)
         clf = theme_stage.train(train_docs, labels[labels["story_id"].isin(train_docs["story_id"])], settings)
         editor_labels = labels[isin(labels["story_id"], stories["story_id"])][["story_id", "themes"]]
-    with timed("factors"):
+    with timed("train"):
         model = factor_stage.train(training.stories, training.sentences, training.gold_factors, settings)
     models = _Models(clf, model, editor_labels, settings)
 
@@ -189,10 +189,11 @@ def _analyze(settings: Settings, echo, period: Period | None, editor, until: str
         return empty
 
     # --- clusters and the draft --------------------------------------------------------------
-    with timed("cluster"):
+    with timed("train"):
         # which published 2022 factor a phrase restates (trained on the annotations; cached)
         known = (reference_stage.train(training.stories, training.gold_factors, settings)
                  if settings.known_factor_hints else None)
+    with timed("cluster"):
         clustered = cluster_stage.cluster_factors(factors, stories, threshold=settings.cluster_threshold,
                                                   memo_dir=_cluster_memo_dir(settings, period), references=known)
         clusters, members = clustered.clusters, clustered.members

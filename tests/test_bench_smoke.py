@@ -20,5 +20,5 @@ def test_bench_smoke_runs_and_reports(capsys, monkeypatch):
     assert row, out
     assert int(row.group(1)) == 40 and int(row.group(2)) > 10_000  # stories, words
     assert float(row.group(4)) > 0 and row.group(4) == row.group(5)  # one re-run: the median is that run
-    for stage in ("ingest", "parse", "themes", "factors", "cluster", "draft", "write"):
+    for stage in ("ingest", "parse", "train", "themes", "factors", "cluster", "draft", "write"):
         assert re.search(rf"^\| {stage} \| [\d.]+ \|", out, re.M), stage
