@@ -16,6 +16,7 @@ give the same id on every run), a label (its most central phrase), keywords and 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -387,8 +388,7 @@ def _group_clustering(group: pd.DataFrame, keys: list[str], threshold: float, ve
                 vec._lemma_text(new["phrase_lemmas"]))]).tocsr()[position]
             labels = _renumber(np.concatenate([state["labels"][rows], new_labels])[position])
             return _GroupClustering(labels, X, X_lemma, state["names"], vectorizer=vec)
-    vec = PhraseVectorizer() if vectorizer is None else PhraseVectorizer(
-        vectorizer.w_lemma, vectorizer.w_char, vectorizer.w_concept, vectorizer.w_reference, vectorizer.concepts_path)
+    vec = PhraseVectorizer() if vectorizer is None else dataclasses.replace(vectorizer)  # a fresh one to fit
     X = vec.fit_transform(group["phrase"], group["phrase_lemmas"], extra=scores(group))
     labels = cluster_vectors(X, threshold, max_exact=max_exact)
     X_lemma = vec.lemma_vectorizer_.transform(vec._lemma_text(group["phrase_lemmas"]))

@@ -308,21 +308,17 @@ def evaluate_clusters(factors: pd.DataFrame, stories: pd.DataFrame, references, 
                              cluster_agreement(result.members, refs), rec["n_recovered"], rec["n_references"])
 
 
-def crossfit_references(stories: pd.DataFrame, gold: pd.DataFrame, folds: int = 5):
+def crossfit_references(stories: pd.DataFrame, gold: pd.DataFrame, references, folds: int = 5):
     """Known-factor models for the evaluation: one per fold of a story-grouped split, each trained
     on the gold factors of the other folds' stories, so a story's factors are always scored by a
     model that never saw them (nor their reference ids)."""
-    from .corpus import load_reference
-    from .references import CrossFitted, ReferenceModel, factor_texts, training_table
+    from .references import CrossFitted, ReferenceModel, factor_texts
 
-    table = training_table(stories, gold)
-    ids = sorted(set(stories["story_id"]))
-    fold_of = {sid: i % folds for i, sid in enumerate(ids)}
-    refs = load_reference(Settings().reference_file)
+    fold_of = {sid: i % folds for i, sid in enumerate(sorted(set(stories["story_id"])))}
     models = []
     for k in range(folds):
-        train = table[[fold_of.get(s) != k for s in table["story_id"]]]
-        models.append(ReferenceModel().fit(factor_texts(train), train["reference"].tolist(), refs))
+        train = gold[[fold_of.get(s) != k for s in gold["story_id"]]]
+        models.append(ReferenceModel().fit(factor_texts(train), train["reference"].tolist(), references))
     return CrossFitted(models, fold_of)
 
 
@@ -399,7 +395,7 @@ def run_evaluation(settings: Settings, folds: int = 5, repeats: int = 3, echo=pr
     factors = evaluate_factors(stories, sentences, gold, settings, nlp, folds=folds)
     echo("evaluate: clusters ...")
     refs = load_reference(settings.reference_file)
-    hints = crossfit_references(stories, gold, folds=folds)
+    hints = crossfit_references(stories, gold, refs, folds=folds)
     gold_table = gold_factor_table(stories, gold, labels, nlp)
     extracted_table = extracted_factor_table(factors.predictions, stories, gold, labels, nlp)
     cg = evaluate_clusters(gold_table, stories, refs, settings, "gold", hints=hints)

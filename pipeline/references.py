@@ -3,8 +3,9 @@
 `corpus/reference/lessons-learned-2022.yaml` lists the published success factors and bottlenecks
 per theme; the corpus annotations link many gold factors to one of them (`reference`) or to none.
 `ReferenceModel` learns that link: a multinomial logistic regression over the condensed phrase
-(the clustering's own `PhraseVectorizer` features: word TF-IDF, character n-grams, concepts). Each reference's published wording is a training example too, so a reference
-that no annotated story restates can still be recognised.
+(the clustering's own `PhraseVectorizer` features: word TF-IDF, character n-grams, concepts).
+Each reference's published wording is a training example too, so a reference that no annotated
+story restates can still be recognised.
 
 For a factor in theme t with polarity p, `group_scores` gives the probabilities of t's
 references of polarity p, renormalised against "none" (a factor that restates no known factor
@@ -15,7 +16,6 @@ measured under cross-validation in `make evaluate`, never gold.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +32,11 @@ from .settings import Settings
 NONE = "none"
 
 
-def factor_texts(factors: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """What the model reads of a factor: its condensed phrase, as (texts, words) for
-    `PhraseVectorizer` (character n-grams, word TF-IDF, concepts). Phrase + evidence sentence
-    was tried too (hint weight 2: recall 0.78 vs 0.81 with gold input, 0.18 vs 0.15 with
-    extracted input); the phrase alone was kept, as choices are made on the gold-input figures."""
-    phrases = factors["phrase"].fillna("").astype(str).tolist()
-    return phrases, phrases
+def factor_texts(factors: pd.DataFrame) -> list[str]:
+    """What the model reads of a factor: its condensed phrase. Phrase + evidence sentence was
+    tried too (hint weight 2: recall 0.78 vs 0.81 with gold input, 0.18 vs 0.15 with extracted
+    input); the phrase alone was kept, as choices are made on the gold-input figures."""
+    return factors["phrase"].fillna("").astype(str).tolist()
 
 
 @dataclass
@@ -53,8 +51,7 @@ class ReferenceModel:
     clf_: LogisticRegression | None = field(default=None, repr=False)
     fingerprint_: str = ""
 
-    def fit(self, texts: tuple[list[str], list[str]], labels: list[str | None],
-            references: list[Reference]) -> "ReferenceModel":
+    def fit(self, texts: list[str], labels: list[str | None], references: list[Reference]) -> "ReferenceModel":
         """`texts` from `factor_texts`; `labels`: a reference id per factor, or None when it
         restates none."""
         self.references_ = tuple(references)
@@ -63,17 +60,18 @@ class ReferenceModel:
         protos = [r.phrase for r in references] * self.prototype_weight
         y = y + [r.ref_id for r in references] * self.prototype_weight
         self.vectorizer_ = cluster_stage.PhraseVectorizer()
-        X = self.vectorizer_.fit_transform(list(texts[0]) + protos, list(texts[1]) + protos)
+        texts = list(texts) + protos
+        X = self.vectorizer_.fit_transform(texts, texts)
         # saga: ~20x faster than lbfgs on these 70-odd classes x ~20k sparse features; seeded
         self.clf_ = LogisticRegression(C=self.C, solver="saga", tol=1e-3, max_iter=500, random_state=0)
         self.clf_.fit(X, y)
         return self
 
-    def predict_proba(self, texts: tuple[list[str], list[str]]) -> pd.DataFrame:
-        """Probabilities per class (reference ids and "none"), one row per factor."""
-        if not len(texts[0]):
+    def predict_proba(self, texts: list[str]) -> pd.DataFrame:
+        """Probabilities per class (reference ids and "none"), one row per factor text."""
+        if not len(texts):
             return pd.DataFrame(columns=list(self.clf_.classes_))
-        p = self.clf_.predict_proba(self.vectorizer_.transform(list(texts[0]), list(texts[1])))
+        p = self.clf_.predict_proba(self.vectorizer_.transform(texts, texts))
         return pd.DataFrame(p, columns=list(self.clf_.classes_))
 
     def group_references(self, theme: str, polarity: str) -> list[str]:
@@ -90,13 +88,6 @@ class ReferenceModel:
         none = p[NONE].to_numpy() if NONE in p else np.zeros(len(group))
         total = mine.sum(axis=1) + none
         return mine / np.where(total > 0, total, 1.0)[:, None]
-
-    def save(self, path: Path, meta: dict) -> None:
-        from .outputs import atomic_path, write_text
-
-        with atomic_path(Path(path)) as tmp:
-            joblib.dump(self, tmp)
-        write_text(Path(path).with_suffix(".json"), json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
 
 
 class CrossFitted:
@@ -118,16 +109,9 @@ class CrossFitted:
         return out
 
 
-def training_table(stories: pd.DataFrame, gold: pd.DataFrame) -> pd.DataFrame:
-    """The gold factors that can be located in their story: phrase, evidence, reference."""
-    from .factors import gold_spans
-
-    return gold_spans(stories, gold)
-
-
-def _fingerprint(table: pd.DataFrame, references: list[Reference], model: ReferenceModel) -> str:
+def _fingerprint(gold: pd.DataFrame, references: list[Reference], model: ReferenceModel) -> str:
     h = hashlib.sha256(repr((model.C, model.prototype_weight)).encode())
-    for text, ref in zip(factor_texts(table)[0], table["reference"].tolist()):
+    for text, ref in zip(factor_texts(gold), gold["reference"].tolist()):
         h.update(f"{text}\x00{ref}\x01".encode())
     h.update(repr([(r.ref_id, r.phrase) for r in references]).encode())
     for module in (__file__, cluster_stage.__file__, features.__file__):  # the code computing the features
@@ -135,30 +119,26 @@ def _fingerprint(table: pd.DataFrame, references: list[Reference], model: Refere
     return h.hexdigest()[:16]
 
 
-def train(stories: pd.DataFrame, gold: pd.DataFrame, settings: Settings,
-          cache_path: Path | None = None) -> ReferenceModel | None:
-    """Fit on the annotated corpus; reuse the saved model when nothing changed. None when there
-    is no reference file or no annotated factor."""
+def train(gold: pd.DataFrame, settings: Settings) -> ReferenceModel | None:
+    """Fit on the annotated factors (phrase and reference id; `corpus.load_annotations`). The
+    fitted model is cached under settings.cache_dir by a fingerprint of its training data,
+    parameters and code, like the factor model. None when there is no reference file or no
+    annotated factor."""
+    from .outputs import atomic_path
+
     if not Path(settings.reference_file).exists() or not len(gold):
         return None
     references = load_reference(settings.reference_file)
-    table = training_table(stories, gold)
     model = ReferenceModel()
-    fingerprint = _fingerprint(table, references, model)
-    cache_path = Path(cache_path or settings.cache_dir / "models" / "references.joblib")
-    meta_path = cache_path.with_suffix(".json")
-    if cache_path.exists() and meta_path.exists():
-        try:
-            if json.loads(meta_path.read_text(encoding="utf-8")).get("fingerprint") == fingerprint:
-                model = joblib.load(cache_path)
-                model.fingerprint_ = fingerprint
-                return model
-        except Exception:  # a damaged cache is retrained
-            pass
-    model.fit(factor_texts(table), table["reference"].tolist(), references)
+    fingerprint = _fingerprint(gold, references, model)
+    path = Path(settings.cache_dir) / "models" / f"references-{fingerprint}.joblib"
+    try:
+        model = joblib.load(path) if path.exists() else None
+    except Exception:  # a damaged cache is retrained
+        model = None
+    if model is None:
+        model = ReferenceModel().fit(factor_texts(gold), gold["reference"].tolist(), references)
+        with atomic_path(path) as tmp:
+            joblib.dump(model, tmp)
     model.fingerprint_ = fingerprint
-    model.save(cache_path, {"fingerprint": fingerprint, "n_factors": len(table),
-                            "n_with_reference": int(table["reference"].notna().sum()),
-                            "n_references": len(references), "params": {"C": model.C,
-                                                                        "prototype_weight": model.prototype_weight}})
     return model

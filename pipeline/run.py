@@ -191,7 +191,7 @@ def _analyze(settings: Settings, echo, period: Period | None, editor, until: str
     # --- clusters and the draft --------------------------------------------------------------
     with timed("train"):
         # which published 2022 factor a phrase restates (trained on the annotations; cached)
-        known = (reference_stage.train(training.stories, training.gold_factors, settings)
+        known = (reference_stage.train(training.gold_factors, settings)
                  if settings.known_factor_hints else None)
     with timed("cluster"):
         clustered = cluster_stage.cluster_factors(factors, stories, threshold=settings.cluster_threshold,

@@ -95,16 +95,16 @@ def test_hints_are_used_when_new_phrases_join_memoised_clusters(tmp_path):
 
 def test_train_caches_by_fingerprint_and_needs_a_reference_file(tmp_path):
     from pipeline.corpus import load_annotations
-    from pipeline.ingest import ingest
 
     settings = Settings().replace(cache_dir=tmp_path, progress=False)
-    stories = ingest(settings, echo=None).stories
     _, gold = load_annotations(settings)
-    first = R.train(stories, gold, settings)
+    first = R.train(gold, settings)
     assert first is not None and len(first.references_) > 50 and first.fingerprint_
-    again = R.train(stories, gold, settings)
-    assert again.fingerprint_ == first.fingerprint_
-    assert (tmp_path / "models" / "references.joblib").exists()
-    fewer = R.train(stories, gold[gold["story_id"] != gold["story_id"].iloc[0]], settings)
+    saved = tmp_path / "models" / f"references-{first.fingerprint_}.joblib"
+    assert saved.exists()
+    stamp = saved.stat().st_mtime_ns
+    again = R.train(gold, settings)
+    assert again.fingerprint_ == first.fingerprint_ and saved.stat().st_mtime_ns == stamp  # loaded, not retrained
+    fewer = R.train(gold[gold["story_id"] != gold["story_id"].iloc[0]], settings)
     assert fewer.fingerprint_ != first.fingerprint_  # other training data: retrained
-    assert R.train(stories, gold, settings.replace(reference_file=tmp_path / "missing.yaml")) is None
+    assert R.train(gold, settings.replace(reference_file=tmp_path / "missing.yaml")) is None
