@@ -334,7 +334,7 @@ class SentenceStore:
     """The parse cache: sentence rows of parsed stories, by content hash, in a few parquet
     segments (one per batch of stories parsed), so that reading 10,000 cached stories is a
     few file reads rather than 10,000. Segments are written atomically; when there are more
-    than `max_segments`, they are merged into one."""
+    than `max_segments`, the small ones are merged (see `compact`)."""
 
     def __init__(self, folder: Path, max_segments: int = 24):
         self.folder = Path(folder)

@@ -52,8 +52,11 @@ class EditorInput:
                    pd.DataFrame(columns=["story_id", "themes"]))
 
 
-def member_key(story_id: str, start: int, end: int) -> str:
-    return f"{story_id}:{int(start)}-{int(end)}"
+def member_keys(members: pd.DataFrame) -> pd.Series:
+    """Each member's key, `<story id>:<start>-<end>` (how the `leden` column names members; an
+    editor's verdict finds its cluster again by these keys). Built column-wise."""
+    return (members["story_id"].astype(str) + ":" + members["start"].astype(int).astype(str) + "-"
+            + members["end"].astype(int).astype(str))
 
 
 MAX_CELL_CHARS = 32_000  # Excel keeps at most 32,767 characters in a cell
@@ -65,9 +68,7 @@ def member_lists(members: pd.DataFrame) -> pd.Series:
     placing a verdict on a later run then uses the listed members as a sample of the cluster."""
     if not len(members):
         return pd.Series(dtype=str)
-    keys = (members["story_id"].astype(str) + ":" + members["start"].astype(int).astype(str) + "-"
-            + members["end"].astype(int).astype(str))
-    joined = keys.groupby(members["cluster_id"].to_numpy(), sort=False).agg(";".join)
+    joined = member_keys(members).groupby(members["cluster_id"].to_numpy(), sort=False).agg(";".join)
     long = joined.str.len() > MAX_CELL_CHARS
     if long.any():
         joined[long] = [text[:text.rfind(";", 0, MAX_CELL_CHARS + 1)] for text in joined[long]]
@@ -169,8 +170,8 @@ def place_verdicts(clusters: pd.DataFrame, members: pd.DataFrame, verdicts: pd.D
     Same id: placed directly. Otherwise: the cluster of the same theme and polarity that holds
     the largest share of the verdict's old members (at least MIN_OVERLAP)."""
     current = set(clusters["cluster_id"])
-    keys = members.assign(key=[member_key(s, a, b) for s, a, b in zip(members["story_id"], members["start"], members["end"])])
-    key_to_cluster = {(t, p, k): c for t, p, k, c in zip(keys["theme"], keys["polarity"], keys["key"], keys["cluster_id"])}
+    key_to_cluster = dict(zip(zip(members["theme"].tolist(), members["polarity"].tolist(), member_keys(members).tolist()),
+                              members["cluster_id"].tolist()))
     placed: dict[int, str | None] = {}
     for idx, v in verdicts.iterrows():
         if v["cluster_id"] in current:

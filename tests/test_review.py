@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import outputs
 from pipeline.cluster import cluster_factors
-from pipeline.review import (EditorInput, ReviewSheetError, apply_verdicts, member_key, read_editor_sheet,
+from pipeline.review import (EditorInput, ReviewSheetError, apply_verdicts, member_keys, read_editor_sheet,
                              review_tables, write_review)
 from tests.test_cluster_draft import make_inputs
 
@@ -29,8 +29,7 @@ def cluster_with(members, phrase):
 
 
 def leden(members, cid):
-    g = members[members.cluster_id == cid]
-    return ";".join(member_key(s, a, b) for s, a, b in zip(g.story_id, g.start, g.end))
+    return ";".join(member_keys(members[members.cluster_id == cid]))
 
 
 def verdict_rows(clusters, members, rows):
