@@ -9,6 +9,8 @@ units. Each unit gets a polarity (succes, knelpunt or none) with a confidence fr
   - cue words and constructions (pipeline/data/cues.yaml), negation and contrast, quotes,
   - the heading the unit stands under ("Wat werkt", "Knelpunten", ...), list items,
   - the part of speech sequence (a hint of the construction),
+  - the context: the signals of the unit before and after it in the same story, and where in the
+    story the unit stands (opening, middle, closing),
 trained on the gold evidence spans of the bundled corpus. `cue_baseline` uses the cue words
 alone (the evaluation's baseline).
 """
@@ -224,6 +226,27 @@ def _dict_matrix(dicts: list[dict], vocabulary: dict[str, int]) -> sp.csr_matrix
     return X
 
 
+def neighbour_rows(X: sp.csr_matrix, story: np.ndarray, step: int) -> sp.csr_matrix:
+    """Row i of the result is row i + step of X when that row belongs to the same story, else
+    empty (units are in reading order, story by story)."""
+    n = X.shape[0]
+    source = np.arange(n) + step
+    ok = (source >= 0) & (source < n)
+    ok[ok] = story[source[ok]] == story[ok]
+    rows = np.flatnonzero(ok)
+    move = sp.csr_matrix((np.ones(len(rows)), (rows, source[rows])), shape=(n, n))
+    return (move @ X).tocsr()
+
+
+def position_features(story: np.ndarray) -> sp.csr_matrix:
+    """Where each unit stands in its story: opening (first tenth), middle, closing (last 15%)."""
+    rank = pd.Series(story).groupby(story, sort=False).cumcount().to_numpy()
+    size = pd.Series(story).groupby(story, sort=False).transform("size").to_numpy()
+    rel = rank / np.maximum(1, size - 1)
+    cols = np.column_stack([rel < 0.1, (rel >= 0.1) & (rel <= 0.85), rel > 0.85]).astype(float)
+    return sp.csr_matrix(cols)
+
+
 @dataclass
 class FactorModel:
     C: float = 1.0
@@ -231,6 +254,7 @@ class FactorModel:
     class_weight: str | None = "balanced"
     use_chars: bool = True
     signal_weight: float = 0.5
+    context_weight: float = 0.5  # signals of the neighbouring units; 0 turns context off
 
     vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)
     char_vectorizer_: CharNgramVectorizer | None = field(default=None, repr=False)
@@ -256,6 +280,11 @@ class FactorModel:
             if self.use_chars:
                 Xc = self.char_vectorizer_.transform(units["text"])
         parts = [Xl, Xs * self.signal_weight] + ([Xc] if self.use_chars else [])
+        if self.context_weight:
+            story = units["story_id"].to_numpy()
+            w = self.signal_weight * self.context_weight
+            parts += [neighbour_rows(Xs, story, -1) * w, neighbour_rows(Xs, story, 1) * w,
+                      position_features(story) * w]
         return sp.hstack(parts).tocsr()
 
     def fit(self, units: pd.DataFrame, y) -> "FactorModel":
@@ -495,7 +524,8 @@ def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, se
 
     train_sentences = sentences[sentences["story_id"].isin(gold["story_id"])]
     model = FactorModel(seed=settings.seed)
-    h = hashlib.sha256(repr((model.C, model.seed, model.class_weight, model.use_chars, model.signal_weight)).encode())
+    h = hashlib.sha256(repr((model.C, model.seed, model.class_weight, model.use_chars, model.signal_weight,
+                             model.context_weight)).encode())
     h.update(pd.util.hash_pandas_object(train_sentences[["story_id", "start", "end", "lemmas", "heading"]],
                                         index=False).values.tobytes())
     h.update(pd.util.hash_pandas_object(gold.astype(str), index=False).values.tobytes())
@@ -507,6 +537,7 @@ def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, se
         model = joblib.load(path)
     else:
         units = make_units(train_sentences)
+        units = units[units["block_type"] != "heading"].reset_index(drop=True)  # as `extract` sees them
         y = unit_labels(units, gold_spans(stories, gold))
         model.fit(units, y)
         with atomic_path(path) as tmp:
