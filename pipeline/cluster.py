@@ -124,7 +124,7 @@ class PhraseVectorizer:
     w_lemma: float = 1.0
     w_char: float = 0.6
     w_concept: float = 0.8
-    w_reference: float = 2.0  # the known-factor scores (`extra`, see references.py), when given
+    w_reference: float = 8.0  # the known-factor scores (`extra`, see references.py), when given
     concepts_path: Path = DATA_DIR / "concepts.yaml"
 
     lemma_vectorizer_: TfidfVectorizer | None = field(default=None, repr=False)

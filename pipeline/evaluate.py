@@ -157,12 +157,22 @@ def reference_recovery(clusters: pd.DataFrame, members: pd.DataFrame, member_ref
             "n_references": len(all_refs), "n_recovered": int(sum(all_refs))}
 
 
-def cluster_agreement(members: pd.DataFrame, member_refs: pd.Series) -> float:
+def cluster_agreement(members: pd.DataFrame, member_refs: pd.Series, own_theme: bool = True) -> float:
     """Adjusted Rand index between cluster ids and gold reference ids, over members that carry
-    a reference id (each theme/polarity group's clusters are distinct ids, so pooling is safe)."""
+    a reference id.
+
+    Clustering runs per theme and polarity, and a factor of a story with two themes is a member
+    in both themes' groups. `own_theme` (the reported ARI) counts each factor once, in the group of
+    the theme its reference belongs to, where its published factor is listed. Pooled over all
+    groups instead (`own_theme=False`), the two copies of a factor sit in two separately clustered
+    groups and count as a disagreement, so even a perfect clustering scores well below 1.
+    """
     from sklearn.metrics import adjusted_rand_score
 
-    mask = member_refs.notna().values
+    mask = member_refs.notna().to_numpy().copy()
+    if own_theme:
+        ref_theme = member_refs.fillna("").astype(str).str.split(".").str[0].to_numpy()
+        mask &= ref_theme == members["theme"].to_numpy()
     if mask.sum() < 2:
         return 0.0
     return float(adjusted_rand_score(member_refs[mask].astype(str), members["cluster_id"][mask]))
@@ -283,9 +293,11 @@ class ClusterEvaluation:
     n_clusters: int
     recall: float
     per_theme: dict
-    ari: float
+    ari: float  # own-theme (see cluster_agreement)
     n_recovered: int
     n_references: int
+    ari_pooled: float = 0.0
+    ari_pooled_ceiling: float = 0.0  # pooled ARI of a perfect clustering within each group
 
 
 def _member_refs(members: pd.DataFrame, factors: pd.DataFrame) -> pd.Series:
@@ -305,7 +317,10 @@ def evaluate_clusters(factors: pd.DataFrame, stories: pd.DataFrame, references, 
     refs = _member_refs(result.members, factors)
     rec = reference_recovery(result.clusters, result.members, refs, references, top=top)
     return ClusterEvaluation(source, len(factors), len(result.clusters), rec["recall"], rec["per_theme"],
-                             cluster_agreement(result.members, refs), rec["n_recovered"], rec["n_references"])
+                             cluster_agreement(result.members, refs), rec["n_recovered"], rec["n_references"],
+                             cluster_agreement(result.members, refs, own_theme=False),
+                             cluster_agreement(result.members.assign(cluster_id=result.members["theme"] + "|" + refs.fillna("").to_numpy()),
+                                               refs, own_theme=False))
 
 
 def crossfit_references(stories: pd.DataFrame, gold: pd.DataFrame, references, folds: int = 5):
@@ -414,6 +429,7 @@ def _ok(value: float, target: float) -> str:
 def render_evaluation(ev: Evaluation, settings: Settings) -> str:
     import platform
 
+    from .cluster import PhraseVectorizer
     from .settings import load_themes
 
     t, f = ev.themes, ev.factors
@@ -457,20 +473,26 @@ def render_evaluation(ev: Evaluation, settings: Settings) -> str:
               f"Cluster threshold {settings.cluster_threshold} (cosine distance). Recall: share of each theme's published "
               "success factors and bottlenecks recovered among its top 8 draft items of that polarity (an item recovers "
               "a reference when more than half of its members carry that reference id). ARI: adjusted Rand index "
-              "between clusters and gold reference ids, over factors that carry one.", "",
+              "between clusters and gold reference ids, over the factors that carry one, each counted in the group of "
+              "its reference's theme. A factor of a story with two themes is also clustered in its other theme's group; "
+              "pooled over all groups (column 'ARI, pooled', the figure reported before 2026-11-29), those copies count "
+              "as disagreements, so there even a perfect clustering (one cluster per reference in each group) "
+              f"scores only {ev.clusters_gold.ari_pooled_ceiling:.2f} on this corpus.", "",
               "Known-factor hints (`pipeline/references.py`): phrases are clustered with the scores of a model that "
               "recognises which published factor a statement restates. Here those scores are cross-fitted: "
               f"a story's factors are scored by a model trained on the other folds' stories ({f.folds}-fold, "
               "grouped by story). The rows without hints show the clustering on its own. The hint weight "
-              "(`PhraseVectorizer.w_reference` = 2.0) was chosen among 1, 2 and 4 on the gold-input figures of "
-              "this same corpus, so those are somewhat optimistic; the extracted-input figures played no part in the "
-              "choice.", "",
-              "| input | factors | clusters | recall (top 8) | ARI | target |", "|---|---:|---:|---:|---:|---|"]
+              f"(`PhraseVectorizer.w_reference` = {PhraseVectorizer().w_reference}) was chosen among 1, 2, 4, 8 and 12 on gold-input figures of "
+              "this corpus: first 2.0 on the earlier 113-story corpus (by recall), then 8.0 after the corpus grew to "
+              "153 stories (as high a recall, at a far higher ARI, already so on the 113 stories); the gold-input "
+              "figures are therefore somewhat optimistic. The extracted-input figures played no part in the choice.", "",
+              "| input | factors | clusters | recall (top 8) | ARI | ARI, pooled | target |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for c in (ev.clusters_gold, ev.clusters_extracted, *ev.clusters_plain):
         target = (f"recall >= 0.8: {_ok(c.recall, TARGETS['cluster_recall'])}; "
                   f"ARI >= 0.6: {_ok(c.ari, TARGETS['cluster_ari'])}") if "no hints" not in c.source else "(comparison)"
         lines.append(f"| {c.source} | {c.n_factors} | {c.n_clusters} | {c.recall:.3f} ({c.n_recovered}/{c.n_references}) | "
-                     f"{c.ari:.3f} | {target} |")
+                     f"{c.ari:.3f} | {c.ari_pooled:.3f} | {target} |")
     lines += ["", "| theme | recall, gold input | recall, extracted |", "|---|---:|---:|"]
     for k in names:
         lines.append(f"| {names[k]} | {ev.clusters_gold.per_theme.get(k, 0):.2f} | {ev.clusters_extracted.per_theme.get(k, 0):.2f} |")
@@ -496,6 +518,7 @@ def write_evaluation(ev: Evaluation, settings: Settings, doc_path) -> list:
                "factors": {"model": ev.factors.model, "baseline": ev.factors.baseline,
                            "phrase_lemma_f1": ev.factors.phrase_lemma_f1},
                "clusters": {c.source: {"recall": c.recall, "per_theme": c.per_theme, "ari": c.ari,
+                                       "ari_pooled": c.ari_pooled,
                                        "n_clusters": c.n_clusters, "n_factors": c.n_factors}
                             for c in (ev.clusters_gold, ev.clusters_extracted, *ev.clusters_plain)},
                "targets": TARGETS, "n_stories": ev.n_stories, "model": ev.model}

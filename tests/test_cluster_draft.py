@@ -203,3 +203,21 @@ def test_periods_and_trends():
     assert trend_label(1, 4) == "afnemend"
     assert trend_label(3, 3) == "stabiel"
     assert trend_label(3, None) == ""
+
+
+def test_cluster_agreement_counts_each_factor_in_its_reference_theme():
+    from pipeline.evaluate import cluster_agreement
+
+    # factor f1..f4 from two-theme stories: each is a member of group "a" and group "b"
+    members = pd.DataFrame({
+        "theme": ["a", "a", "a", "a", "b", "b", "b", "b", "a"],
+        "cluster_id": ["a1", "a1", "a2", "a2", "b1", "b2", "b3", "b4", "a3"],
+    })
+    refs = pd.Series(["a.S1", "a.S1", "a.S2", "a.S2", "a.S1", "a.S1", "a.S2", "a.S2", None])
+    # in theme a, where the references belong, the clusters match them exactly
+    assert cluster_agreement(members, refs) == pytest.approx(1.0)
+    # pooled, the copies in theme b (clustered apart) count against the same clustering
+    assert cluster_agreement(members, refs, own_theme=False) < 0.5
+    # a clustering that ignores the references scores low in both views
+    shuffled = members.assign(cluster_id=["a1", "a2", "a1", "a2", "b1", "b1", "b2", "b2", "a3"])
+    assert cluster_agreement(shuffled, refs) < 0.1

@@ -77,8 +77,10 @@ def test_hints_bring_restatements_of_one_known_factor_together():
     assert groups(cluster_factors(factors, stories, threshold=0.6)) == sorted([[a], [b], [c]])  # no words in common
     hints = FixedHints({a: [0.9, 0.0], b: [0.8, 0.05], c: [0.0, 0.7]})
     assert groups(cluster_factors(factors, stories, threshold=0.6, references=hints)) == sorted([sorted([a, b]), [c]])
-    vague = FixedHints({a: [0.2, 0.0], b: [0.15, 0.0]})  # weak scores are not enough to join
-    assert groups(cluster_factors(factors, stories, threshold=0.6, references=vague)) == sorted([[a], [b], [c]])
+    apart = FixedHints({a: [0.6, 0.0], b: [0.0, 0.5]})  # each restates another published factor
+    assert groups(cluster_factors(factors, stories, threshold=0.6, references=apart)) == sorted([[a], [b], [c]])
+    faint = FixedHints({a: [0.05, 0.0], b: [0.05, 0.0]})  # a faint score is not enough to join
+    assert groups(cluster_factors(factors, stories, threshold=0.6, references=faint)) == sorted([[a], [b], [c]])
 
 
 def test_hints_are_used_when_new_phrases_join_memoised_clusters(tmp_path):
