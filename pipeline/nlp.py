@@ -89,6 +89,23 @@ def repair_lemma(text: str, lemma: str, pos: str, tables: dict) -> str:
     return lemma
 
 
+# Parts of speech whose lemma is lower case in UD Dutch even when the word is capitalised at the start
+# of a sentence (nouns also elsewhere, as in headings); adjectives only at the start, since proper
+# adjectives keep their capital (Vlaams, Europees).
+_LOWER_LEMMA_POS = {"NOUN", "VERB", "ADV", "ADP", "DET", "PRON", "AUX", "CCONJ", "SCONJ", "NUM", "INTJ"}
+
+
+def lemma_case(lemma: str, pos: str, sentence_start: bool) -> str:
+    """`lemma` with its capital removed where UD Dutch writes the lemma in lower case: a
+    capitalised (not all-caps) lemma of a common word at the start of a sentence, or of a noun.
+    Chosen on the dev split; see models/README.md."""
+    if len(lemma) < 2 or not lemma[0].isupper() or not lemma[1:].islower():
+        return lemma
+    if pos in _LOWER_LEMMA_POS and (sentence_start or pos == "NOUN") or (pos == "ADJ" and sentence_start):
+        return lemma[0].lower() + lemma[1:]
+    return lemma
+
+
 def _is_known(word: str, kind: str, tables: dict) -> bool:
     if "lookup_values" not in tables:
         tables["lookup_values"] = set(tables["lookup"].values())
@@ -117,7 +134,8 @@ def _register_components():
 
             def lemma_repair(doc):
                 for token in doc:
-                    token.lemma_ = repair_lemma(token.text, token.lemma_, token.pos_, tables)
+                    lemma = repair_lemma(token.text, token.lemma_, token.pos_, tables)
+                    token.lemma_ = lemma_case(lemma, token.pos_, token.i == 0 or bool(token.is_sent_start))
                 return doc
 
             return lemma_repair
@@ -180,8 +198,9 @@ def load(settings: Settings, *, with_entities: bool = True):
         nlp = spacy.load(choice)
     add_tokenizer_exceptions(nlp)
     tables_dir = settings.models_dir / "lemma-tables"
-    if tables_dir.exists() and "trainable_lemmatizer" in nlp.pipe_names:
-        nlp.add_pipe("rd_lemma_repair", after="trainable_lemmatizer", config={"tables_dir": str(tables_dir)})
+    if tables_dir.exists() and "trainable_lemmatizer" in nlp.pipe_names:  # after the parser: it uses sentence starts
+        nlp.add_pipe("rd_lemma_repair", after="parser" if "parser" in nlp.pipe_names else "trainable_lemmatizer",
+                     config={"tables_dir": str(tables_dir)})
     if "parser" in nlp.pipe_names:
         nlp.add_pipe("rd_block_boundaries", before="parser")
     elif "senter" in nlp.pipe_names:

@@ -89,6 +89,24 @@ def test_lemmas_on_domain_sentences(nlp):
     assert right >= 0.8 * (right + len(wrong)), wrong
 
 
+def test_lemma_case_follows_ud():
+    from pipeline.nlp import lemma_case
+
+    assert lemma_case("Werkgever", "NOUN", True) == "werkgever"  # sentence start
+    assert lemma_case("Jobcoach", "NOUN", False) == "jobcoach"  # a noun anywhere (headings)
+    assert lemma_case("Vlaams", "ADJ", False) == "Vlaams"  # proper adjective mid-sentence
+    assert lemma_case("Nieuw", "ADJ", True) == "nieuw"
+    assert lemma_case("Amsterdam", "PROPN", True) == "Amsterdam"
+    assert lemma_case("UWV", "NOUN", True) == "UWV"  # abbreviations keep their capitals
+    assert lemma_case("Zuid-West", "ADJ", True) == "Zuid-West"
+
+
+def test_capitalised_words_get_lower_case_lemmas_in_the_pipeline(nlp):
+    doc = nlp("Werkgevers zoeken personeel. Gemeenten helpen daarbij.")
+    lemmas = {t.text: t.lemma_ for t in doc}
+    assert lemmas["Werkgevers"] == "werkgever" and lemmas["Gemeenten"] == "gemeente"
+
+
 def test_sentences_and_blocks(nlp):
     text = ("## Wat werkt\n\nDe jobcoach komt elke week langs. Dat geeft rust bij de werkgever.\n\n"
             "- Korte lijnen met de gemeente\n\n- Een vaste contactpersoon")
