@@ -116,3 +116,17 @@ def test_condensed_phrase_is_short_without_parser():
             "consulenten opgezet dat werkgevers elke week bezoekt.")
     phrase, lemmas = F.condense(long)
     assert len(phrase.split()) <= 12 and lemmas
+
+
+def test_context_features_stay_within_a_story():
+    import scipy.sparse as sp
+
+    X = sp.csr_matrix(np.arange(1, 6, dtype=float)[:, None])  # one feature: the row number + 1
+    story = np.array(["a", "a", "a", "b", "b"])
+    before = F.neighbour_rows(X, story, -1).toarray().ravel()
+    after = F.neighbour_rows(X, story, 1).toarray().ravel()
+    assert before.tolist() == [0, 1, 2, 0, 4]  # the first unit of each story has no unit before it
+    assert after.tolist() == [2, 3, 0, 5, 0]  # nor does the last one have one after it
+    where = F.position_features(np.array(["a"] * 11 + ["b"])).toarray()
+    assert where[0].tolist() == [1, 0, 0] and where[5].tolist() == [0, 1, 0] and where[10].tolist() == [0, 0, 1]
+    assert where.sum(axis=1).tolist() == [1] * 12  # every unit has exactly one position
