@@ -483,10 +483,8 @@ def render_evaluation(ev: Evaluation, settings: Settings) -> str:
               f"a story's factors are scored by a model trained on the other folds' stories ({f.folds}-fold, "
               "grouped by story). The rows without hints show the clustering on its own. The hint weight "
               f"(`PhraseVectorizer.w_reference` = {PhraseVectorizer().w_reference}) was chosen among 1, 2, 4, 8 and 12 "
-              "on gold-input figures of "
-              "this corpus: first 2.0 on the earlier 113-story corpus (by recall), then 8.0 after the corpus grew to "
-              "153 stories (as high a recall, at a far higher ARI, already so on the 113 stories); the gold-input "
-              "figures are therefore somewhat optimistic. The extracted-input figures played no part in the choice.", "",
+              "on gold-input figures of this corpus (see `docs/experiments.md`), so the gold-input figures are "
+              "somewhat optimistic. The extracted-input figures played no part in the choice.", "",
               "| input | factors | clusters | recall (top 8) | ARI | ARI, pooled | target |",
               "|---|---:|---:|---:|---:|---:|---|"]
     for c in (ev.clusters_gold, ev.clusters_extracted, *ev.clusters_plain):
