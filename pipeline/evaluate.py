@@ -240,8 +240,7 @@ def evaluate_factors(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.Da
     from . import factors as F
 
     spans = F.gold_spans(stories, gold)
-    units = F.make_units(sentences)
-    units = units[units["block_type"] != "heading"].reset_index(drop=True)
+    units = F.statement_units(sentences)
     y = F.unit_labels(units, spans)
     pred = np.array(["none"] * len(units), dtype=object)
     conf = np.zeros(len(units))

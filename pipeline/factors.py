@@ -152,6 +152,14 @@ def make_units(sentences: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=UNIT_COLUMNS)
 
 
+def statement_units(sentences: pd.DataFrame) -> pd.DataFrame:
+    """The units that may be statements, in reading order: every unit but the headings (a heading
+    is context, read through each unit's `heading`). Training, extraction and evaluation all use
+    this one set, so a unit's neighbours (the context features) are the same in each."""
+    units = make_units(sentences)
+    return units[units["block_type"] != "heading"].reset_index(drop=True)
+
+
 def parse_tokens(tokens: str) -> list[tuple[int, int, str, str, str, int]]:
     """The `tokens` column (see nlp.SENTENCE_COLUMNS) as (start, end, lemma, pos, dep, head) tuples."""
     out = []
@@ -536,8 +544,7 @@ def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, se
     if path.exists():
         model = joblib.load(path)
     else:
-        units = make_units(train_sentences)
-        units = units[units["block_type"] != "heading"].reset_index(drop=True)  # as `extract` sees them
+        units = statement_units(train_sentences)
         y = unit_labels(units, gold_spans(stories, gold))
         model.fit(units, y)
         with atomic_path(path) as tmp:
@@ -549,8 +556,7 @@ def train(stories: pd.DataFrame, sentences: pd.DataFrame, gold: pd.DataFrame, se
 def extract(stories: pd.DataFrame, sentences: pd.DataFrame, model: FactorModel, nlp=None,
             themes: pd.DataFrame | None = None) -> pd.DataFrame:
     """The factors table: one row per detected statement (see FACTOR_COLUMNS)."""
-    units = make_units(sentences)
-    units = units[units["block_type"] != "heading"].reset_index(drop=True)
+    units = statement_units(sentences)
     if units.empty:
         return pd.DataFrame(columns=FACTOR_COLUMNS)
     labels, conf = model.predict(units)
