@@ -11,6 +11,12 @@ Annotations live in `corpus/annotations/<story id>.yaml`, separate from the stor
         evidence: "<exact substring of the story body>"
         phrase: "<short Dutch phrase, 3-10 words>"
         reference: <theme>.<S|K><n> | null
+        annotator: second                # optional: added from the second annotation after
+                                         # adjudication (absent = the first annotator's)
+
+`corpus/second-annotation/<story id>.yaml` holds an independent second annotation of the same
+stories (themes and factors, no references, no form/origin), made from the text and the guide
+alone. `make evaluate` reports the agreement between the two annotators.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import yaml
 from .ingest import count_words, normalise_text, split_front_matter
 from .settings import POLARITIES, Settings, load_themes, read_yaml
 
+ANNOTATORS = ("first", "second")
 FORMS = ("reportage", "interview", "nieuws", "kopjes", "opsomming")
 ORIGINS = ("publicatie", "nieuw")
 
@@ -48,14 +55,18 @@ def load_reference(path: Path) -> list[Reference]:
     return refs
 
 
-def load_annotations(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Gold labels as two tables.
+FACTOR_FIELDS = ["story_id", "factor_index", "polarity", "evidence", "phrase", "reference", "annotator"]
+
+
+def load_annotations(settings: Settings, directory: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gold labels as two tables (from `settings.annotations_dir`, or `directory`, e.g. the
+    second annotation).
 
     labels:  story_id, themes (list, main first), main_theme, form, origin
-    factors: story_id, factor_index, polarity, evidence, phrase, reference
+    factors: story_id, factor_index, polarity, evidence, phrase, reference, annotator
     """
     label_rows, factor_rows = [], []
-    for path in sorted(Path(settings.annotations_dir).glob("*.yaml")):
+    for path in sorted(Path(directory or settings.annotations_dir).glob("*.yaml")):
         ann = read_yaml(path) or {}
         sid = str(ann.get("id") or path.stem)
         themes = list(ann.get("themes") or [])
@@ -64,9 +75,10 @@ def load_annotations(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
         for i, f in enumerate(ann.get("factors") or []):
             factor_rows.append({"story_id": sid, "factor_index": i, "polarity": f.get("polarity"),
                                 "evidence": f.get("evidence", ""), "phrase": f.get("phrase", ""),
-                                "reference": f.get("reference") or None})
+                                "reference": f.get("reference") or None,
+                                "annotator": f.get("annotator") or "first"})
     labels = pd.DataFrame(label_rows, columns=["story_id", "themes", "main_theme", "form", "origin"])
-    factors = pd.DataFrame(factor_rows, columns=["story_id", "factor_index", "polarity", "evidence", "phrase", "reference"])
+    factors = pd.DataFrame(factor_rows, columns=FACTOR_FIELDS)
     return labels, factors
 
 
@@ -130,31 +142,66 @@ def check(settings: Settings) -> list[str]:
             problems.append(f"{apath}: form {ann.get('form')!r} not one of {', '.join(FORMS)}")
         if ann.get("origin") not in ORIGINS:
             problems.append(f"{apath}: origin {ann.get('origin')!r} not one of {', '.join(ORIGINS)}")
-        ingested = normalise_text(body)
-        for i, f in enumerate(ann.get("factors") or [], start=1):
-            where = f"{apath}: factor {i}"
-            if not isinstance(f, dict):
-                problems.append(f"{where}: not a mapping")
-                continue
-            if f.get("polarity") not in POLARITIES:
-                problems.append(f"{where}: polarity {f.get('polarity')!r} not succes/knelpunt")
-            ev = f.get("evidence")
-            if not isinstance(ev, str) or not ev.strip():
-                problems.append(f"{where}: evidence missing")
-            elif ev not in body:
-                problems.append(f"{where}: evidence not found in story: {ev[:70]!r}")
-            elif locate(ingested, ev) is None:
-                problems.append(f"{where}: evidence not found in the ingested text (spans a paragraph or markup?): {ev[:60]!r}")
-            phrase = f.get("phrase")
-            if not isinstance(phrase, str) or not 2 <= count_words(phrase) <= 12:
-                problems.append(f"{where}: phrase must be a short phrase of 3-10 words: {phrase!r}")
-            ref = f.get("reference")
-            if ref is not None and ref not in ref_ids:
-                problems.append(f"{where}: unknown reference id {ref!r}")
-            elif ref is not None and f.get("polarity") in POLARITIES:
-                kind = "S" if f["polarity"] == "succes" else "K"
-                if ref.split(".")[1][0] != kind:
-                    problems.append(f"{where}: reference {ref} does not match polarity {f['polarity']}")
+        problems += _check_factors(apath, ann, body, ref_ids)
+    problems += _check_second_annotation(settings, stories, theme_keys)
+    return problems
+
+
+def _check_factors(apath: Path, ann: dict, body: str, ref_ids: set[str] | None) -> list[str]:
+    """Problems of one annotation file's factors; `ref_ids` None: references are not expected
+    (the second annotation)."""
+    problems = []
+    ingested = normalise_text(body)
+    for i, f in enumerate(ann.get("factors") or [], start=1):
+        where = f"{apath}: factor {i}"
+        if not isinstance(f, dict):
+            problems.append(f"{where}: not a mapping")
+            continue
+        if f.get("polarity") not in POLARITIES:
+            problems.append(f"{where}: polarity {f.get('polarity')!r} not succes/knelpunt")
+        ev = f.get("evidence")
+        if not isinstance(ev, str) or not ev.strip():
+            problems.append(f"{where}: evidence missing")
+        elif ev not in body:
+            problems.append(f"{where}: evidence not found in story: {ev[:70]!r}")
+        elif locate(ingested, ev) is None:
+            problems.append(f"{where}: evidence not found in the ingested text (spans a paragraph or markup?): {ev[:60]!r}")
+        phrase = f.get("phrase")
+        if not isinstance(phrase, str) or not 2 <= count_words(phrase) <= 12:
+            problems.append(f"{where}: phrase must be a short phrase of 3-10 words: {phrase!r}")
+        if f.get("annotator", "first") not in ANNOTATORS:
+            problems.append(f"{where}: annotator {f.get('annotator')!r} not one of {', '.join(ANNOTATORS)}")
+        ref = f.get("reference")
+        if ref_ids is None:
+            continue
+        if ref is not None and ref not in ref_ids:
+            problems.append(f"{where}: unknown reference id {ref!r}")
+        elif ref is not None and f.get("polarity") in POLARITIES:
+            kind = "S" if f["polarity"] == "succes" else "K"
+            if ref.split(".")[1][0] != kind:
+                problems.append(f"{where}: reference {ref} does not match polarity {f['polarity']}")
+    return problems
+
+
+def _check_second_annotation(settings: Settings, stories: dict[str, Path], theme_keys: set[str]) -> list[str]:
+    """The second annotation (optional folder): each file names a bundled story, valid themes and
+    factors whose evidence is in that story."""
+    problems = []
+    folder = Path(settings.second_annotation_dir)
+    for apath in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        if apath.stem not in stories:
+            problems.append(f"{apath}: second annotation has no story {apath.stem}.md")
+            continue
+        try:
+            ann = yaml.safe_load(apath.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            problems.append(f"{apath}: not valid YAML ({exc})")
+            continue
+        themes = ann.get("themes")
+        if not isinstance(themes, list) or any(t not in theme_keys for t in themes):
+            problems.append(f"{apath}: 'themes' must be a list of theme keys, got {themes!r}")
+        _, body, _ = split_front_matter(stories[apath.stem].read_text(encoding="utf-8"))
+        problems += _check_factors(apath, ann, body, None)
     return problems
 
 
@@ -185,6 +232,10 @@ def statistics(settings: Settings) -> dict:
                           .groupby(["main_theme", "polarity"]).size().unstack(fill_value=0),
         "reference_support": {r.ref_id: int(ref_support.get(r.ref_id, 0)) for r in refs},
         "references": refs,
+        "n_factors": len(factors),
+        "by_annotator": Counter(factors["annotator"]),
+        "n_second_annotation": len(list(Path(settings.second_annotation_dir).glob("*.yaml")))
+        if Path(settings.second_annotation_dir).is_dir() else 0,
     }
 
 
@@ -212,6 +263,10 @@ def render_statistics(stats: dict) -> str:
     lines += ["", "## Forms", ""] + table(stats["form"], "form")
     lines += ["", "## Regions", ""] + table(stats["region"], "arbeidsmarktregio")
     lines += ["", "## Annotated factors per main theme and polarity", "",
+              f"{stats['n_factors']} gold factors: {stats['by_annotator'].get('first', 0)} from the first annotation, "
+              f"{stats['by_annotator'].get('second', 0)} adopted from the second annotation after adjudication "
+              f"(`annotator: second`; see docs/annotation.md). Stories with a second annotation: "
+              f"{stats['n_second_annotation']}.", "",
               "| main theme | succes | knelpunt |", "|---|---:|---:|"]
     fac = stats["factors"]
     for key in names:

@@ -126,6 +126,51 @@ def evaluate_themes(docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings
 
 
 # ---------------------------------------------------------------------------------------------
+# Agreement between two annotators: how far a model can be expected to go
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class AgreementEvaluation:
+    """The second annotation against the first annotator's labels, on the stories both annotated,
+    scored exactly as the models are (themes: `multilabel_scores` and main-theme accuracy;
+    factors: `span_scores`, first annotator as gold), with the model's out-of-fold factors scored
+    against the same first-annotator gold beside it."""
+
+    n_stories: int
+    main_agreement: float  # over stories the first annotator gave a theme
+    themes: dict  # multilabel_scores of the second annotator's themes
+    factors: dict  # span_scores(second, first)
+    model_first: dict  # span_scores(model out-of-fold predictions, first) on the same stories
+    n_first: int
+    n_second: int
+    n_adopted: int  # second-annotator factors added to the gold after adjudication
+
+
+def annotator_agreement(stories: pd.DataFrame, labels: pd.DataFrame, gold: pd.DataFrame, labels2: pd.DataFrame,
+                        factors2: pd.DataFrame, predicted: pd.DataFrame | None = None) -> AgreementEvaluation | None:
+    """Agreement of the second annotation (`corpus.load_annotations(settings, second_annotation_dir)`)
+    with the first annotator's part of the gold (factors without `annotator: second`). None when
+    no story has a second annotation."""
+    from .factors import gold_spans
+
+    keys = tuple(t.key for t in load_themes())
+    both = sorted(set(labels["story_id"]) & set(labels2["story_id"]) & set(stories["story_id"]))
+    if not both:
+        return None
+    first_labels = labels.set_index("story_id").loc[both].reset_index()
+    second_labels = labels2.set_index("story_id").loc[both].reset_index()
+    Y1, Y2 = label_matrix(first_labels, keys), label_matrix(second_labels, keys)
+    mains = [a == b for a, b in zip(first_labels["main_theme"], second_labels["main_theme"]) if a]
+    on = stories[stories["story_id"].isin(both)]
+    first = gold_spans(on, gold[(gold["annotator"] != "second") & gold["story_id"].isin(both)])
+    second = gold_spans(on, factors2[factors2["story_id"].isin(both)])
+    model = span_scores(predicted[predicted["story_id"].isin(both)], first) if predicted is not None else {}
+    return AgreementEvaluation(len(both), float(np.mean(mains)) if mains else 0.0, multilabel_scores(Y1, Y2, keys),
+                               span_scores(second, first), model, len(first), len(second),
+                               int(((gold["annotator"] == "second") & gold["story_id"].isin(both)).sum()))
+
+
+# ---------------------------------------------------------------------------------------------
 # Clusters and the draft against the 2022 reference lists
 # ---------------------------------------------------------------------------------------------
 
@@ -383,6 +428,7 @@ class Evaluation:
     clusters_gold: ClusterEvaluation
     clusters_extracted: ClusterEvaluation
     clusters_plain: list  # the same two without known-factor hints, for comparison
+    agreement: AgreementEvaluation | None
     n_stories: int
     model: str
     seconds: float
@@ -407,6 +453,8 @@ def run_evaluation(settings: Settings, folds: int = 5, repeats: int = 3, echo=pr
     themes = evaluate_themes(story_documents(stories, sentences), labels, settings, folds=folds, repeats=repeats)
     echo("evaluate: factors ...")
     factors = evaluate_factors(stories, sentences, gold, settings, nlp, folds=folds)
+    labels2, factors2 = load_annotations(corpus, settings.second_annotation_dir)
+    agreement = annotator_agreement(stories, labels, gold, labels2, factors2, factors.predictions)
     echo("evaluate: clusters ...")
     refs = load_reference(settings.reference_file)
     hints = crossfit_references(stories, gold, refs, folds=folds)
@@ -418,7 +466,7 @@ def run_evaluation(settings: Settings, folds: int = 5, repeats: int = 3, echo=pr
              evaluate_clusters(extracted_table, stories, refs, settings, "extracted, no hints")]
     name = nlp.meta.get("name", "")
     model_name = f"{name if name.startswith(nlp.meta.get('lang', '')) else nlp.meta.get('lang') + '_' + name} {nlp.meta.get('version')}"
-    return Evaluation(themes, factors, cg, ce, plain, len(stories), model_name, time.monotonic() - start)
+    return Evaluation(themes, factors, cg, ce, plain, agreement, len(stories), model_name, time.monotonic() - start)
 
 
 def _ok(value: float, target: float) -> str:
@@ -467,8 +515,9 @@ def render_evaluation(ev: Evaluation, settings: Settings) -> str:
         lines.append(f"| {pol} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {b['f1']:.3f} | "
                      f"{m['f1'] - b['f1']:+.3f} | {_ok(m['f1'], TARGETS['factor_f1'])} |")
     lines += ["", f"Phrase quality: for {f.n_phrases} correctly detected statements, the lemma F1 between the "
-              f"condensed phrase and the gold phrase is **{f.phrase_lemma_f1:.3f}** (stop words excluded).", "",
-              "## Clusters and the draft (stages 4-5) against the 2022 reference lists", "",
+              f"condensed phrase and the gold phrase is **{f.phrase_lemma_f1:.3f}** (stop words excluded).", ""]
+    lines += render_agreement(ev.agreement, t, f)
+    lines += ["## Clusters and the draft (stages 4-5) against the 2022 reference lists", "",
               f"Cluster threshold {settings.cluster_threshold} (cosine distance). Recall: share of each theme's published "
               "success factors and bottlenecks recovered among its top 8 draft items of that polarity (an item recovers "
               "a reference when more than half of its members carry that reference id). ARI: adjusted Rand index "
@@ -499,6 +548,32 @@ def render_evaluation(ev: Evaluation, settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def render_agreement(a: AgreementEvaluation | None, t: ThemeEvaluation, f: FactorEvaluation) -> list[str]:
+    """The agreement section: the second annotator beside the models, against the same labels."""
+    if a is None:
+        return []
+    lines = ["## Agreement between two annotators", "",
+             f"{a.n_stories} stories were annotated a second time, independently, from the story text and "
+             "`docs/annotation.md` alone (`corpus/second-annotation/`). Below, the second annotator is scored against "
+             "the first annotator exactly as the models are scored: a model can hardly be expected to agree with "
+             "the gold more than a second careful reader does.", "",
+             "| themes | second annotator | classifier (cross-validated) |", "|---|---:|---:|",
+             f"| macro-F1 | {a.themes['macro_f1']:.3f} | {t.classifier['macro_f1']:.3f} |",
+             f"| micro-F1 | {a.themes['micro_f1']:.3f} | {t.classifier['micro_f1']:.3f} |",
+             f"| main-theme accuracy | {a.main_agreement:.3f} | {t.main_accuracy:.3f} |", "",
+             f"Factors: the second annotator marked {a.n_second} statements where the first marked {a.n_first}. Both "
+             "columns are scored against the first annotator's statements only (precision / recall / F1):", "",
+             "| polarity | second annotator | factor model (cross-validated) |", "|---|---|---|"]
+    for pol in ("succes", "knelpunt"):
+        x, m = a.factors[pol], a.model_first.get(pol)
+        model = f"{m['precision']:.3f} / {m['recall']:.3f} / {m['f1']:.3f}" if m else "-"
+        lines.append(f"| {pol} | {x['precision']:.3f} / {x['recall']:.3f} / {x['f1']:.3f} | {model} |")
+    lines += ["", f"The statements only the second annotator marked were adjudicated against the guide; the {a.n_adopted} "
+              "that were adopted are in the gold with `annotator: second`, so the stage-3 figures above (and the "
+              "models `analyze` trains) use both annotators' statements.", ""]
+    return lines
+
+
 def write_evaluation(ev: Evaluation, settings: Settings, doc_path) -> list:
     import json
     from pathlib import Path
@@ -520,5 +595,10 @@ def write_evaluation(ev: Evaluation, settings: Settings, doc_path) -> list:
                                        "n_clusters": c.n_clusters, "n_factors": c.n_factors}
                             for c in (ev.clusters_gold, ev.clusters_extracted, *ev.clusters_plain)},
                "targets": TARGETS, "n_stories": ev.n_stories, "model": ev.model}
+    if ev.agreement is not None:
+        a = ev.agreement
+        summary["agreement"] = {"n_stories": a.n_stories, "main_agreement": a.main_agreement, "themes": a.themes,
+                                "factors": a.factors, "model_vs_first": a.model_first, "n_first": a.n_first,
+                                "n_second": a.n_second, "n_adopted": a.n_adopted}
     written.append(write_text(out / "evaluation.json", json.dumps(summary, indent=2, ensure_ascii=False, default=float)))
     return written

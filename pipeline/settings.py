@@ -21,6 +21,8 @@ class Settings:
     # --- paths -------------------------------------------------------------------------
     corpus_dir: Path = ROOT / "corpus" / "stories"
     annotations_dir: Path = ROOT / "corpus" / "annotations"
+    # an independent second annotation of the same stories (docs/annotation.md, "Agreement")
+    second_annotation_dir: Path = ROOT / "corpus" / "second-annotation"
     reference_file: Path = ROOT / "corpus" / "reference" / "lessons-learned-2022.yaml"
     out_dir: Path = ROOT / "build"
     models_dir: Path = ROOT / "models"
@@ -64,7 +66,7 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         """A copy with the given fields changed; None values are ignored."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        for key in ("corpus_dir", "annotations_dir", "out_dir", "reference_file", "models_dir", "review_file", "cache_dir"):
+        for key in ("corpus_dir", "annotations_dir", "second_annotation_dir", "out_dir", "reference_file", "models_dir", "review_file", "cache_dir"):
             if key in changes:
                 changes[key] = Path(changes[key])
         return dataclasses.replace(self, **changes)

@@ -81,3 +81,36 @@ def test_generated_corpus_doc_is_current():
     text = render_statistics(statistics(Settings()))
     on_disk = (Settings().corpus_dir.parent.parent / "docs" / "corpus.md").read_text(encoding="utf-8")
     assert on_disk == text, "docs/corpus.md is stale: run `make corpus-stats`"
+
+
+def test_validator_checks_the_second_annotation_and_the_annotator_field(tmp_path):
+    s = Settings()
+    stories, anns, second = tmp_path / "stories", tmp_path / "annotations", tmp_path / "second"
+    for d in (stories, anns, second):
+        d.mkdir()
+    sid = sorted(p.stem for p in s.annotations_dir.glob("*.yaml"))[0]
+    shutil.copy(s.corpus_dir / f"{sid}.md", stories)
+    ann = yaml.safe_load((s.annotations_dir / f"{sid}.yaml").read_text(encoding="utf-8"))
+    ann["factors"][0]["annotator"] = "derde"
+    (anns / f"{sid}.yaml").write_text(yaml.safe_dump(ann, allow_unicode=True), encoding="utf-8")
+    evidence = ann["factors"][1]["evidence"]
+    (second / f"{sid}.yaml").write_text(yaml.safe_dump({"id": sid, "themes": ["geen-thema"], "factors": [
+        {"polarity": "succes", "evidence": evidence, "phrase": "een goede korte zin"},
+        {"polarity": "kans", "evidence": "Niet in het verhaal.", "phrase": "een goede korte zin"}]},
+        allow_unicode=True), encoding="utf-8")
+    (second / "onbekend-verhaal.yaml").write_text("id: onbekend-verhaal\nthemes: []\nfactors: []\n", encoding="utf-8")
+    problems = check(s.replace(corpus_dir=stories, annotations_dir=anns, second_annotation_dir=second))
+    text = "\n".join(problems)
+    assert "annotator 'derde' not one of first, second" in text
+    assert f"second/{sid}.yaml: 'themes' must be a list of theme keys" in text
+    assert f"second/{sid}.yaml: factor 2: polarity 'kans'" in text
+    assert f"second/{sid}.yaml: factor 2: evidence not found in story" in text
+    assert "onbekend-verhaal.yaml: second annotation has no story" in text
+    assert not any(f"second/{sid}.yaml: factor 1" in p for p in problems)  # a good factor passes
+
+
+def test_every_story_has_a_second_annotation():
+    s = Settings()
+    first = {p.stem for p in s.annotations_dir.glob("*.yaml")}
+    second = {p.stem for p in s.second_annotation_dir.glob("*.yaml")}
+    assert first == second
