@@ -36,11 +36,13 @@ def main() -> int:
     ap.add_argument("--ud-dir", type=Path, required=True)
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/rd-model"))
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "evaluation-as-loaded.json")
+    ap.add_argument("--models-dir", type=Path, default=None,
+                    help="a folder with nl_rode_draad/ and lemma-tables/ (default: the repository's models/)")
     args = ap.parse_args()
     corpus = args.work_dir / "corpus"
     if not (corpus / "test.spacy").exists() or not (corpus / "dev.spacy").exists():
         prepare_corpus(args.ud_dir, corpus, seed=0, dev_frac=0.1)
-    settings = Settings()
+    settings = Settings() if args.models_dir is None else Settings().replace(models_dir=args.models_dir)
     pipelines = {"model alone": spacy.load(settings.bundled_model_dir),
                  "as loaded": load(settings, with_entities=False)}
     out = {"pipeline_as_loaded": pipelines["as loaded"].pipe_names, "scores": {}}

@@ -133,7 +133,21 @@ def make_doc(vocab, group):
                heads=heads, deps=deps, sent_starts=starts)
 
 
-def prepare_corpus(ud_dir, corpus_dir, seed, dev_frac):
+# Annotation harmonisation of the training files.  older-v2-extra comes from UD releases of 2017-2025
+# and labels names `flat:name`, a relation the current Alpino and LassySmall files (train and test)
+# no longer use (they have `flat`); trained as is, the parser predicts `flat:name`, which can never
+# be right on the test files.
+HARMONISE_DEPREL = {"flat:name": "flat"}
+
+
+def harmonise(sents):
+    """The sentences with deprels mapped to the current UD Dutch scheme (HARMONISE_DEPREL)."""
+    for s in sents:
+        s["tokens"] = [t[:6] + (HARMONISE_DEPREL.get(t[6], t[6]),) + t[7:] for t in s["tokens"]]
+    return sents
+
+
+def prepare_corpus(ud_dir, corpus_dir, seed, dev_frac, harmonise_labels=False):
     import spacy
     from spacy.tokens import DocBin
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +156,8 @@ def prepare_corpus(ud_dir, corpus_dir, seed, dev_frac):
     train_groups = []
     for fn in TRAIN_FILES:
         sents = list(read_conllu(ud_dir / fn))
+        if harmonise_labels:
+            sents = harmonise(sents)
         stats[fn] = {"sentences": len(sents), "tokens": sum(len(s["tokens"]) for s in sents)}
         train_groups.extend(group_docs(sents))
     test_texts = set()
@@ -349,6 +365,8 @@ def main():
     ap.add_argument("--dev-frac", type=float, default=0.1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--harmonise", action="store_true",
+                    help="map training deprels to the current UD Dutch scheme (HARMONISE_DEPREL)")
     ap.add_argument("--no-test", action="store_true", help="experiments: train + dev only, no test eval, no --out")
     ap.add_argument("--eval-only", type=Path, default=None, help="only evaluate this model dir on the test set")
     ap.add_argument("--from-trained", type=Path, default=None,
@@ -374,7 +392,7 @@ def main():
         print(json.dumps({k: v for k, v in ev.items() if k not in ("morph_per_feat", "las_per_type")}, indent=2))
         return
     log(f"converting CoNLL-U from {args.ud_dir} -> {corpus_dir}")
-    stats = prepare_corpus(args.ud_dir, corpus_dir, args.seed, args.dev_frac)
+    stats = prepare_corpus(args.ud_dir, corpus_dir, args.seed, args.dev_frac, args.harmonise)
     log("data: " + json.dumps({k: v for k, v in stats.items() if k.startswith("split")}))
     train_dir = args.work_dir / "training"
     if args.from_trained:  # re-run only copy/finalize/evaluate for an existing training output
