@@ -286,13 +286,61 @@ def model_fingerprint(settings: Settings) -> str:
 _MARKER = re.compile(r"^(## |- )")
 
 
+_OPENING = "“‘„\"'(["
+_CLOSING = "”’\"')]"
+_TERMINAL = ".!?…:"
+_ABBREVIATION = re.compile(r"(?<!\w)(bijv|o\.a|m\.b\.v|i\.s\.m|t\.b\.v|d\.w\.z|e\.d|ca|incl|excl|nr|dhr|mevr|mr|dr|ir|drs|ing|prof|st|jl|vgl|zgn|resp)\.$", re.I)
+
+
+def repair_boundaries(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join the pieces of one sentence that the statistical splitter cut apart, within a line.
+
+    The bundled model (sentence F 81 on UD test) cuts practice stories at quote marks and before
+    lower-case words: `“` and `”` end up alone, "Klantmanager Dilara" and "Yilmaz zegt ..." become
+    two sentences. A piece is joined to the one before it (never across a line break) when
+      - either piece has no letter or digit (a stray quote mark or bracket),
+      - the one before does not end a sentence (., !, ?, ..., or :, possibly followed by a closing
+        quote or bracket), or ends in an abbreviation (bijv., o.a., dr.),
+      - the piece starts with a lower-case letter and the one before ends in a quote mark, comma,
+        question or exclamation mark ("“Wat nu?” vraagt ze.").
+    """
+    out: list[list[int]] = []
+    for start, end in spans:
+        # a closing quote the splitter put at the start of this piece ends the one before
+        while out and start < end and text[start] in _CLOSING and text[start] not in "(['\"" \
+                and start + 1 < end and text[start + 1].isspace() and "\n" not in text[out[-1][1]:start]:
+            out[-1][1] = start + 1
+            start += 1
+            while start < end and text[start].isspace():
+                start += 1
+        if out:
+            prev_start, prev_end = out[-1]
+            prev, piece = text[prev_start:prev_end], text[start:end]
+            if "\n" not in text[prev_end:start] and _joins(prev, piece):
+                out[-1][1] = end
+                continue
+        out.append([start, end])
+    return [(a, b) for a, b in out]
+
+
+def _joins(prev: str, piece: str) -> bool:
+    if not any(c.isalnum() for c in piece):  # a stray mark: a closing one ends prev, an opening one starts the next
+        return not all(c in _OPENING or c.isspace() for c in piece)
+    if not any(c.isalnum() for c in prev):
+        return True
+    core = prev.rstrip(_CLOSING + " ")
+    if not core or core[-1] not in _TERMINAL or _ABBREVIATION.search(core):
+        return True
+    return piece[0].islower() and prev[-1] in _CLOSING + ",?!"
+
+
 def doc_to_sentences(doc, story_id: str) -> list[dict]:
-    """One record per sentence: offsets in the story text, block and heading context, lemmas."""
+    """One record per sentence: offsets in the story text, block and heading context, lemmas.
+
+    Sentences are the pipeline's, trimmed (whitespace, list and heading markers) and then
+    repaired (`repair_boundaries`)."""
     text = doc.text
-    records = []
-    heading = ""
-    block_index = -1
-    last_block_start = -1
+    spans = []
     for sent in doc.sents:
         start, end = sent.start_char, sent.end_char
         # trim whitespace and the light-Markdown markers
@@ -309,18 +357,29 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
             continue
         block_start = text.rfind("\n\n", 0, start)
         block_start = 0 if block_start < 0 else block_start + 2
+        marker = _MARKER.match(text[start:end])
+        if marker and start == block_start:
+            start += len(marker.group(1))
+        spans.append((start, end))
+    records = []
+    heading = ""
+    block_index = -1
+    last_block_start = -1
+    char_to_token = {t.idx: t.i for t in doc}
+    for start, end in repair_boundaries(text, spans):
+        block_start = text.rfind("\n\n", 0, start)
+        block_start = 0 if block_start < 0 else block_start + 2
         if block_start != last_block_start:
             block_index += 1
             last_block_start = block_start
         block_text = text[block_start:block_start + 3]
         block_type = "heading" if block_text.startswith("## ") else "bullet" if block_text.startswith("- ") else "paragraph"
-        marker = _MARKER.match(text[start:end])
-        if marker and start == block_start:
-            start += len(marker.group(1))
         if block_type == "heading":
             heading = text[start:end]
-        tokens = [t for t in sent if not t.is_space and not t.is_punct and t.idx >= start and t.idx < end]
-        all_tokens = [t for t in sent if not t.is_space and t.idx >= start and t.idx < end]
+        span = doc.char_span(start, end, alignment_mode="expand")
+        window = span if span is not None else doc[char_to_token.get(start, 0):]
+        all_tokens = [t for t in window if not t.is_space and start <= t.idx < end]
+        tokens = [t for t in all_tokens if not t.is_punct]
         position = {t.i: k for k, t in enumerate(all_tokens)}
         token_records = "\t".join(
             f"{t.idx},{t.idx + len(t.text)},{(t.lemma_ or t.text).lower().replace(',', ' ').replace(chr(9), ' ')},"

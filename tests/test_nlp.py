@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.nlp import TOKENIZER_EXCEPTIONS, ModelNotAvailable, ParseStats, load, parse_stories
+from pipeline.nlp import (TOKENIZER_EXCEPTIONS, ModelNotAvailable, ParseStats, doc_to_sentences, load,
+                          parse_stories, repair_boundaries)
 from pipeline.settings import Settings
 
 
@@ -115,6 +116,37 @@ def test_sentences_and_blocks(nlp):
     assert "De jobcoach komt elke week langs." in sents
     assert "Dat geeft rust bij de werkgever." in sents
     assert not any("\n\n" in s for s in sents)  # no sentence crosses a paragraph, heading or list item
+
+
+def _pieces(text, pieces):
+    spans, pos = [], 0
+    for piece in pieces:
+        i = text.index(piece, pos)
+        spans.append((i, i + len(piece)))
+        pos = i + len(piece)
+    return [text[a:b] for a, b in repair_boundaries(text, spans)]
+
+
+def test_repair_boundaries_joins_the_pieces_of_one_sentence():
+    text = "Veertien aanbieders tekenden. “Die lijn werkt,” zegt Jan. “ Ik bel één persoon.” Klaar."
+    assert _pieces(text, ["Veertien", "aanbieders tekenden.", "“Die lijn werkt,”", "zegt Jan.", "“",
+                          "Ik bel één persoon.", "”", "Klaar."]) == [
+        "Veertien aanbieders tekenden.", "“Die lijn werkt,” zegt Jan.", "“ Ik bel één persoon.”", "Klaar."]
+    text = "Dat is bijv. de ggz. Het werkt. ” Daarna: niets.\nNieuwe regel\nnog een regel"
+    assert _pieces(text, ["Dat is bijv.", "de ggz.", "Het werkt.", "” Daarna: niets.", "Nieuwe regel", "nog een regel"]) == [
+        "Dat is bijv. de ggz.", "Het werkt. ”", "Daarna: niets.", "Nieuwe regel", "nog een regel"]  # never across a line
+    assert _pieces("Het werkt. Wij ook!", ["Het werkt.", "Wij ook!"]) == ["Het werkt.", "Wij ook!"]
+
+
+def test_story_sentences_have_no_stray_quote_marks(nlp):
+    text = ("Volgens Wendy Koster werkt het. “Een deel van de mensen kan meer. Alleen zonder loon.” Door die "
+            "aanbieders hoeven deelnemers niet te verhuizen. “Die lijn werkt,” zegt Jeroen Lammers van De Kwelder. "
+            "“Ik bel één persoon, en die belt terug.”")
+    sents = [r["text"] for r in doc_to_sentences(nlp(text), "s")]
+    assert all(any(c.isalnum() for c in s) for s in sents), sents
+    assert "“Die lijn werkt,” zegt Jeroen Lammers van De Kwelder." in sents
+    assert any(s.startswith("“Ik bel één persoon") for s in sents)
+    assert "".join(sents).replace(" ", "") == text.replace(" ", "")  # nothing lost or doubled
 
 
 def test_gazetteer_entities(nlp):
