@@ -234,8 +234,7 @@ def statistics(settings: Settings) -> dict:
         "references": refs,
         "n_factors": len(factors),
         "by_annotator": Counter(factors["annotator"]),
-        "n_second_annotation": len(list(Path(settings.second_annotation_dir).glob("*.yaml")))
-        if Path(settings.second_annotation_dir).is_dir() else 0,
+        "n_second_annotation": len(list(Path(settings.second_annotation_dir).glob("*.yaml"))),
     }
 
 

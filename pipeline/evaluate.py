@@ -516,7 +516,7 @@ def render_evaluation(ev: Evaluation, settings: Settings) -> str:
                      f"{m['f1'] - b['f1']:+.3f} | {_ok(m['f1'], TARGETS['factor_f1'])} |")
     lines += ["", f"Phrase quality: for {f.n_phrases} correctly detected statements, the lemma F1 between the "
               f"condensed phrase and the gold phrase is **{f.phrase_lemma_f1:.3f}** (stop words excluded).", ""]
-    lines += render_agreement(ev.agreement, t, f)
+    lines += render_agreement(ev.agreement, t)
     lines += ["## Clusters and the draft (stages 4-5) against the 2022 reference lists", "",
               f"Cluster threshold {settings.cluster_threshold} (cosine distance). Recall: share of each theme's published "
               "success factors and bottlenecks recovered among its top 8 draft items of that polarity (an item recovers "
@@ -548,7 +548,7 @@ def render_evaluation(ev: Evaluation, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def render_agreement(a: AgreementEvaluation | None, t: ThemeEvaluation, f: FactorEvaluation) -> list[str]:
+def render_agreement(a: AgreementEvaluation | None, t: ThemeEvaluation) -> list[str]:
     """The agreement section: the second annotator beside the models, against the same labels."""
     if a is None:
         return []
@@ -568,9 +568,11 @@ def render_agreement(a: AgreementEvaluation | None, t: ThemeEvaluation, f: Facto
         x, m = a.factors[pol], a.model_first.get(pol)
         model = f"{m['precision']:.3f} / {m['recall']:.3f} / {m['f1']:.3f}" if m else "-"
         lines.append(f"| {pol} | {x['precision']:.3f} / {x['recall']:.3f} / {x['f1']:.3f} | {model} |")
-    lines += ["", f"The statements only the second annotator marked were adjudicated against the guide; the {a.n_adopted} "
-              "that were adopted are in the gold with `annotator: second`, so the stage-3 figures above (and the "
-              "models `analyze` trains) use both annotators' statements.", ""]
+    lines.append("")
+    if a.n_adopted:
+        lines += [f"The statements only the second annotator marked were adjudicated against the guide; the {a.n_adopted} "
+                  "that were adopted are in the gold with `annotator: second`, so the stage-3 figures above (and the "
+                  "models `analyze` trains) use both annotators' statements.", ""]
     return lines
 
 

@@ -307,8 +307,8 @@ def repair_boundaries(text: str, spans: list[tuple[int, int]]) -> list[tuple[int
     out: list[list[int]] = []
     for start, end in spans:
         # a closing quote the splitter put at the start of this piece ends the one before
-        while out and start < end and text[start] in _CLOSING and text[start] not in "(['\"" \
-                and start + 1 < end and text[start + 1].isspace() and "\n" not in text[out[-1][1]:start]:
+        while out and start + 1 < end and text[start] in "”’)]" and text[start + 1].isspace() \
+                and "\n" not in text[out[-1][1]:start]:
             out[-1][1] = start + 1
             start += 1
             while start < end and text[start].isspace():
@@ -365,7 +365,6 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
     heading = ""
     block_index = -1
     last_block_start = -1
-    char_to_token = {t.idx: t.i for t in doc}
     for start, end in repair_boundaries(text, spans):
         block_start = text.rfind("\n\n", 0, start)
         block_start = 0 if block_start < 0 else block_start + 2
@@ -376,8 +375,7 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
         block_type = "heading" if block_text.startswith("## ") else "bullet" if block_text.startswith("- ") else "paragraph"
         if block_type == "heading":
             heading = text[start:end]
-        span = doc.char_span(start, end, alignment_mode="expand")
-        window = span if span is not None else doc[char_to_token.get(start, 0):]
+        window = doc.char_span(start, end, alignment_mode="expand") or doc
         all_tokens = [t for t in window if not t.is_space and start <= t.idx < end]
         tokens = [t for t in all_tokens if not t.is_punct]
         position = {t.i: k for k, t in enumerate(all_tokens)}
