@@ -83,7 +83,7 @@ def evaluate_themes(docs: pd.DataFrame, labels: pd.DataFrame, settings: Settings
         for tr, te in splitter.split(np.zeros(len(docs)), Y):
             clf = make_classifier(keys, settings).fit(docs.iloc[tr], Y[tr], [gold_main[i] for i in tr])
             proba[te] = clf.predict_proba(docs.iloc[te])
-            pred[te] = proba[te] >= clf.thresholds_
+            pred[te] = clf.assign(proba[te])
             for i, order in zip(te, clf.order_assigned(proba[te], clf.main_scores(docs.iloc[te], proba[te]))):
                 main_pred[i] = keys[order[0]] if order else ""
         results.append(multilabel_scores(Y, pred, keys))

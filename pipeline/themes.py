@@ -69,6 +69,7 @@ class ThemeClassifier:
     min_df: int = 2
     threshold_folds: int = 4
     unsure_margin: float = 0.1
+    max_themes: int = 2  # a story is about one or two themes (docs/annotation.md); 0 = no limit
     main_model: bool = True
     seed_weight: float = 1.0  # weight of the seed-term rates (data/themes.yaml) as extra features
     seed: int = 20221
@@ -156,8 +157,17 @@ class ThemeClassifier:
             raise RuntimeError("ThemeClassifier is not fitted; call fit() or load() first")
         return self._proba(self.models_, self._features(docs) if X is None else X)
 
+    def assign(self, P: np.ndarray) -> np.ndarray:
+        """Which themes each story gets: those whose probability reaches the theme's threshold,
+        at most `max_themes` of them (the most probable)."""
+        assigned = P >= self.thresholds_
+        if self.max_themes:
+            rank = np.argsort(np.argsort(-P, axis=1, kind="stable"), axis=1)
+            assigned &= rank < self.max_themes
+        return assigned
+
     def predict(self, docs: pd.DataFrame) -> np.ndarray:
-        return self.predict_proba(docs) >= self.thresholds_
+        return self.assign(self.predict_proba(docs))
 
     def main_scores(self, docs: pd.DataFrame, P: np.ndarray | None = None, X=None) -> np.ndarray:
         """Per story and theme, the score that decides the main theme among assigned themes:
@@ -176,7 +186,7 @@ class ThemeClassifier:
 
     def order_assigned(self, P: np.ndarray, S: np.ndarray) -> list[list[int]]:
         """Assigned theme indices per story, main theme first (by main score, then probability)."""
-        assigned = P >= self.thresholds_
+        assigned = self.assign(P)
         return [sorted(np.flatnonzero(assigned[i]).tolist(), key=lambda j: (-S[i, j], -P[i, j]))
                 for i in range(P.shape[0])]
 

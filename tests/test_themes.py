@@ -101,6 +101,18 @@ def test_unfitted_classifier_refuses_to_predict():
         ThemeClassifier(("a",)).predict_proba(docs)
 
 
+def test_at_most_two_themes_the_most_probable():
+    clf = ThemeClassifier(("a", "b", "c"))
+    clf.thresholds_ = np.array([0.5, 0.5, 0.3])
+    P = np.array([[0.9, 0.6, 0.7],    # all three pass: the two most probable are kept
+                  [0.4, 0.6, 0.2],    # one passes
+                  [0.1, 0.2, 0.25]])  # none passes: no theme, not forced
+    assert clf.assign(P).tolist() == [[True, False, True], [False, True, False], [False, False, False]]
+    assert clf.order_assigned(P, P) == [[0, 2], [1], []]
+    clf.max_themes = 0  # no limit
+    assert clf.assign(P)[0].tolist() == [True, True, True]
+
+
 def test_best_threshold_prefers_separating_value():
     y = np.array([1, 1, 1, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.55, 0.4, 0.2, 0.1])
