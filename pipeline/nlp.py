@@ -337,13 +337,13 @@ def _joins(prev: str, piece: str) -> bool:
 def doc_to_sentences(doc, story_id: str) -> list[dict]:
     """One record per sentence: offsets in the story text, block and heading context, lemmas.
 
-    Sentences are the pipeline's, trimmed (whitespace, list and heading markers) and then
-    repaired (`repair_boundaries`)."""
+    Sentences are the pipeline's, trimmed of whitespace, repaired (`repair_boundaries`) and then
+    stripped of the list or heading marker that opens their block."""
     text = doc.text
     spans = []
     for sent in doc.sents:
         start, end = sent.start_char, sent.end_char
-        # trim whitespace and the light-Markdown markers
+        # trim whitespace
         while start < end and text[start].isspace():
             start += 1
         while end > start and text[end - 1].isspace():
@@ -353,14 +353,8 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
             end -= 1
             while end > start and text[end - 1].isspace():
                 end -= 1
-        if start >= end:
-            continue
-        block_start = text.rfind("\n\n", 0, start)
-        block_start = 0 if block_start < 0 else block_start + 2
-        marker = _MARKER.match(text[start:end])
-        if marker and start == block_start:
-            start += len(marker.group(1))
-        spans.append((start, end))
+        if start < end:
+            spans.append((start, end))
     records = []
     heading = ""
     block_index = -1
@@ -368,6 +362,9 @@ def doc_to_sentences(doc, story_id: str) -> list[dict]:
     for start, end in repair_boundaries(text, spans):
         block_start = text.rfind("\n\n", 0, start)
         block_start = 0 if block_start < 0 else block_start + 2
+        marker = _MARKER.match(text[start:end])
+        if marker and start == block_start:
+            start += len(marker.group(1))
         if block_start != last_block_start:
             block_index += 1
             last_block_start = block_start

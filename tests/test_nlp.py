@@ -149,6 +149,22 @@ def test_story_sentences_have_no_stray_quote_marks(nlp):
     assert "".join(sents).replace(" ", "") == text.replace(" ", "")  # nothing lost or doubled
 
 
+def test_markers_are_stripped_when_the_splitter_cut_them_off():
+    import spacy
+    from spacy.tokens import Doc
+
+    # "##" and "-" cut off as sentences of their own: joined back by the repair, then stripped
+    words = ["##", "Wat", "werkt", "\n\n", "-", "Korte", "lijnen", "\n\n", "De", "coach", "helpt", "."]
+    spaces = [True, True, False, False, True, True, False, False, True, True, False, False]
+    starts = [True, True, False, False, True, True, False, False, True, False, False, False]
+    doc = Doc(spacy.blank("nl").vocab, words=words, spaces=spaces, sent_starts=starts)
+    records = doc_to_sentences(doc, "s")
+    assert [(r["text"], r["block_type"]) for r in records] == [
+        ("Wat werkt", "heading"), ("Korte lijnen", "bullet"), ("De coach helpt.", "paragraph")]
+    assert [r["heading"] for r in records] == ["", "Wat werkt", "Wat werkt"]
+    assert records[1]["start"] == doc.text.index("Korte")
+
+
 def test_gazetteer_entities(nlp):
     doc = nlp("In Rijnmond en in de gemeente Tilburg werken UWV, het wsp en Orionis samen met de regio Groot-Amsterdam.")
     ents = {(e.text, e.label_, e.ent_id_) for e in doc.ents}
